@@ -1,0 +1,78 @@
+# Two commands do all the set-up on a fresh Debian 12 machine: `make demo` and `make test`.
+# Both create .venv and install what is missing; as root they also install the Debian
+# packages below, otherwise they print the exact apt-get line and stop.
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# CJK fonts (Chinese renders as boxes without them); Qt's xcb and GL libraries; pyscard's
+# build needs (libpcsclite-dev, swig, python3-dev); pcscd and the vpcd virtual reader for the
+# smart-card tests; Xvfb for screenshots of a real window.
+DEBIAN_PACKAGES := fonts-noto-cjk libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 \
+	libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 libxcb-shape0 \
+	libxcb-xkb1 libxkbcommon-x11-0 libxkbcommon0 libegl1 libgl1 libfontconfig1 libdbus-1-3 \
+	libglib2.0-0 libpcsclite-dev pcscd vsmartcard-vpcd swig python3-dev python3-venv gcc \
+	xvfb xauth
+
+.PHONY: demo test lint bench screenshots system-deps venv clean help
+
+help:
+	@echo "make demo         open the kiosk with simulated devices (sets everything up first)"
+	@echo "make test         run the whole suite headless (sets everything up first)"
+	@echo "make bench        run the benchmarks, results in benchmarks/results.md"
+	@echo "make screenshots  regenerate docs/screenshots/*.png"
+
+system-deps:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "Installing Debian packages: $$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else \
+			echo "These Debian packages are missing. Install them as root, then run make again:"; \
+			echo "  sudo apt-get install -y $$missing"; \
+			exit 1; \
+		fi; \
+	fi
+
+$(STAMP): pyproject.toml | system-deps
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: system-deps $(STAMP)
+
+demo: venv
+	@if [ -z "$$DISPLAY$$WAYLAND_DISPLAY$$QT_QPA_PLATFORM" ]; then \
+		echo "No display found: starting headless (QT_QPA_PLATFORM=offscreen). Ctrl+C stops it."; \
+		export QT_QPA_PLATFORM=offscreen; \
+	fi; \
+	$(VENV)/bin/kiosk demo --data-dir "$${KIOSK_DEMO_DATA:-$(CURDIR)/.demo-data}" $(ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+test: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	QT_QPA_PLATFORM=offscreen $(VENV)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: venv
+	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/run.py
+
+screenshots: venv
+	QT_QPA_PLATFORM=offscreen $(PY) scripts/screenshots.py docs/screenshots
+
+clean:
+	rm -rf $(VENV) .demo-data build dist .mypy_cache .ruff_cache

@@ -1,0 +1,161 @@
+"""Configuration: one TOML file, every key documented with its default in docs/config.md.
+
+The file is chosen by `--config PATH`, else the KIOSK_CONFIG environment variable, else none
+(all defaults). `--data-dir` on any command overrides `[storage] data_dir`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+ENV_VAR = "KIOSK_CONFIG"
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class HallConfig:
+    code: str = "HZ01"  # hall code, first part of receipt numbers
+    name_zh: str = "市民中心政务服务大厅"
+    name_en: str = "Citizen Centre Service Hall"
+    kiosk_code: str = "K01"  # this kiosk, unique within the hall
+    progress_url: str = "https://zwfw.example.gov.cn/progress"  # printed in the receipt QR code
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    idle_timeout_s: int = 90  # no touch for this long starts the countdown
+    idle_countdown_s: int = 15  # visible countdown before the session is wiped
+    receipt_screen_s: int = 60  # the receipt screen returns home after this long
+    language: str = "zh"  # default language at the start of each session
+
+
+@dataclass(frozen=True)
+class DevicesConfig:
+    id_reader: str = "simulated"  # "simulated", or a serial device (later issue)
+    camera: str = "simulated"  # "simulated", or a camera index or path (later issue)
+    printer: str = "simulated://"  # printer URL: simulated://, tcp://host:9100, ...
+    smart_card: str = "none"  # "none" or "pcsc" (later issue)
+
+
+@dataclass(frozen=True)
+class PlatformConfig:
+    url: str = "simulated"  # "simulated" (in-process) or the platform's base URL
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    data_dir: str = ""  # empty: the platform's user data directory (platformdirs)
+
+
+@dataclass(frozen=True)
+class CalendarConfig:
+    holidays: tuple[str, ...] = ()  # ISO dates that are not working days
+    extra_workdays: tuple[str, ...] = ()  # ISO weekend dates that are working days (调休)
+
+    def holiday_dates(self) -> tuple[dt.date, ...]:
+        return tuple(dt.date.fromisoformat(d) for d in self.holidays)
+
+    def workday_dates(self) -> tuple[dt.date, ...]:
+        return tuple(dt.date.fromisoformat(d) for d in self.extra_workdays)
+
+
+@dataclass(frozen=True)
+class UiConfig:
+    font_family: str = "Noto Sans CJK SC"
+    base_font_pt: int = 20  # at least 18
+    orientation: str = "auto"  # auto, portrait or landscape
+
+
+@dataclass(frozen=True)
+class Config:
+    hall: HallConfig = field(default_factory=HallConfig)
+    session: SessionConfig = field(default_factory=SessionConfig)
+    devices: DevicesConfig = field(default_factory=DevicesConfig)
+    platform: PlatformConfig = field(default_factory=PlatformConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    calendar: CalendarConfig = field(default_factory=CalendarConfig)
+    ui: UiConfig = field(default_factory=UiConfig)
+
+    @property
+    def data_dir(self) -> Path:
+        if self.storage.data_dir:
+            return Path(self.storage.data_dir).expanduser()
+        return Path(platformdirs.user_data_dir("hall-kiosk", appauthor=False))
+
+
+def _build(cls: type[Any], raw: Any, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[{where}] must be a table")
+    known = {f.name: f for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise ConfigError(
+                f"unknown key '{where}.{key}'" if where else f"unknown section '{key}'"
+            )
+        default = getattr(cls(), key)
+        if is_dataclass(default):
+            kwargs[key] = _build(type(default), value, key)
+            continue
+        if isinstance(default, tuple):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"'{where}.{key}' must be a list of strings")
+            value = tuple(value)
+        elif isinstance(default, bool) or not isinstance(value, type(default)):
+            raise ConfigError(
+                f"'{where}.{key}' must be {type(default).__name__}, got {type(value).__name__}"
+            )
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def parse_config(text: str) -> Config:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}") from None
+    config: Config = _build(Config, raw, "")
+    _check(config)
+    return config
+
+
+def _check(config: Config) -> None:
+    s = config.session
+    if s.idle_timeout_s < 10 or s.idle_countdown_s < 3:
+        raise ConfigError("session.idle_timeout_s must be ≥ 10 and idle_countdown_s ≥ 3")
+    if s.language not in ("zh", "en"):
+        raise ConfigError("session.language must be 'zh' or 'en'")
+    if config.ui.base_font_pt < 18:
+        raise ConfigError("ui.base_font_pt must be at least 18 (适老化)")
+    if config.ui.orientation not in ("auto", "portrait", "landscape"):
+        raise ConfigError("ui.orientation must be auto, portrait or landscape")
+    try:
+        config.calendar.holiday_dates()
+        config.calendar.workday_dates()
+    except ValueError as exc:
+        raise ConfigError(f"calendar: {exc}") from None
+
+
+def load_config(path: str | os.PathLike[str] | None = None, data_dir: str | None = None) -> Config:
+    """Read the config file (explicit path, else $KIOSK_CONFIG, else defaults)."""
+    chosen = path or os.environ.get(ENV_VAR)
+    config = Config()
+    if chosen:
+        try:
+            text = Path(chosen).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {chosen}: {exc.strerror}") from None
+        config = parse_config(text)
+    if data_dir:
+        config = replace(config, storage=replace(config.storage, data_dir=str(data_dir)))
+    return config

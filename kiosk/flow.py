@@ -1,0 +1,323 @@
+"""The applicant's trip as a Qt-free state machine: the UI shows a screen per step.
+
+home → thing → identify → form → materials → review → receipt → home. `back` returns one
+step; `cancel`, `finish` and `timeout` wipe the session. Tests drive it without Qt; the UI
+subscribes with `subscribe` and calls the intent methods.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from kiosk.catalog import Catalog, Thing
+from kiosk.form import Answer, UnifiedForm
+from kiosk.i18n import DEFAULT_LANG, Lang, Message
+from kiosk.identity import DocumentExpired, IdentityDocument
+from kiosk.ports import CapturedPage, PlatformUnavailable
+from kiosk.receipt import Receipt
+
+log = logging.getLogger(__name__)
+
+MAX_READ_FAILURES = 3
+
+
+class Step(StrEnum):
+    HOME = "home"
+    THING = "thing"
+    IDENTIFY = "identify"
+    FORM = "form"
+    MATERIALS = "materials"
+    REVIEW = "review"
+    RECEIPT = "receipt"
+
+
+ORDER = [Step.HOME, Step.THING, Step.IDENTIFY, Step.FORM, Step.MATERIALS, Step.REVIEW, Step.RECEIPT]
+
+
+class SubmitFailed(RuntimeError):
+    """Submission was not saved; `message` tells the applicant, the log tells the technician."""
+
+    def __init__(self, message: Message) -> None:
+        super().__init__(message.key)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    application_id: str
+    receipt_number: str
+    receipt: Receipt
+
+
+@dataclass
+class Session:
+    """Everything about the applicant in front of the screen. Wiped as a whole."""
+
+    lang: Lang = DEFAULT_LANG
+    thing: Thing | None = None
+    identity: IdentityDocument | None = None
+    held_licences: frozenset[str] = frozenset()
+    licences_checked: bool = False  # False: the platform could not be asked (offline)
+    answers: dict[str, Answer] = field(default_factory=dict)
+    errors: dict[str, Message] = field(default_factory=dict)
+    pages: dict[str, list[CapturedPage]] = field(default_factory=dict)
+    agreed: bool = False
+    notice: Message | None = None  # the latest plain-words problem for the current step
+    read_failures: int = 0
+    result: SubmitResult | None = None
+
+
+class Backend(Protocol):
+    """What the flow needs from the rest of the kiosk."""
+
+    @property
+    def catalog(self) -> Catalog: ...
+
+    def today(self) -> dt.date: ...
+
+    def held_licences(self, id_number: str) -> frozenset[str]: ...
+
+    def submit(self, session: Session, form: UnifiedForm) -> SubmitResult: ...
+
+
+Listener = Callable[[Step, Session], None]
+
+
+class ApplicantFlow:
+    """The state machine; every intent returns quietly and notifies subscribers."""
+
+    def __init__(self, backend: Backend, default_lang: Lang = DEFAULT_LANG) -> None:
+        self.backend = backend
+        self.default_lang = default_lang
+        self.step = Step.HOME
+        self.session = Session(lang=default_lang)
+        self._listeners: list[Listener] = []
+
+    # Plumbing -------------------------------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def _go(self, step: Step) -> None:
+        self.step = step
+        self._notify()
+
+    def _notify(self) -> None:
+        for listener in list(self._listeners):
+            listener(self.step, self.session)
+
+    @property
+    def form(self) -> UnifiedForm:
+        thing = self.session.thing
+        assert thing is not None, "no thing chosen"
+        return UnifiedForm(
+            self.backend.catalog, thing, self.session.identity, self.session.held_licences
+        )
+
+    def _wipe(self) -> None:
+        old = self.session
+        # Drop references to the scans and answers now, not whenever the session is collected.
+        for pages in old.pages.values():
+            pages.clear()
+        old.pages.clear()
+        old.answers.clear()
+        old.errors.clear()
+        old.identity = None
+        old.result = None
+        self.session = Session(lang=self.default_lang)
+
+    # Intents --------------------------------------------------------------------------------
+
+    def set_language(self, lang: Lang) -> None:
+        self.session.lang = lang
+        self._notify()
+
+    def choose_thing(self, thing_id: str) -> None:
+        if self.step not in (Step.HOME, Step.THING):
+            return
+        self.session.thing = self.backend.catalog.thing(thing_id)
+        self._go(Step.THING)
+
+    def start(self) -> None:
+        """The applicant wants to apply for the chosen thing: ask for the ID card."""
+        if self.step is Step.THING:
+            self.session.notice = None
+            self._go(Step.IDENTIFY)
+
+    def card_placed(self) -> None:
+        if self.step is Step.IDENTIFY:
+            self.session.notice = None
+            self._notify()
+
+    def card_read(self, document: IdentityDocument) -> None:
+        if self.step is not Step.IDENTIFY:
+            log.info("card read outside the identify step ignored")
+            return
+        s = self.session
+        try:
+            document.check_valid_on(self.backend.today())
+        except DocumentExpired as exc:
+            log.info("card refused: outside its validity period")
+            s.notice = exc.message
+            self._notify()
+            return
+        s.identity = document
+        s.read_failures = 0
+        s.notice = None
+        try:
+            s.held_licences = self.backend.held_licences(document.id_number)
+            s.licences_checked = True
+        except PlatformUnavailable as exc:
+            log.warning("e-licence look-up unavailable, asking for paper copies: %s", exc)
+            s.held_licences = frozenset()
+            s.licences_checked = False
+        prefilled = self.form.prefilled()
+        s.answers = {**{k: v for k, v in s.answers.items() if k not in prefilled}, **prefilled}
+        s.errors = {}
+        self._go(Step.FORM)
+
+    def card_failed(self) -> None:
+        if self.step is not Step.IDENTIFY:
+            return
+        self.session.read_failures += 1
+        self.session.notice = Message("read_failed_staff" if self.needs_staff else "read_failed")
+        self._notify()
+
+    @property
+    def needs_staff(self) -> bool:
+        return self.session.read_failures >= MAX_READ_FAILURES
+
+    def set_answer(self, field_id: str, value: Answer) -> None:
+        if self.step is not Step.FORM:
+            return
+        form = self.form
+        if form.is_locked(field_id):
+            log.warning("attempt to change locked field %s refused", field_id)
+            return
+        s = self.session
+        if isinstance(value, str) and not value.strip():
+            s.answers.pop(field_id, None)
+        else:
+            s.answers[field_id] = value
+        # Re-check the fields already flagged so a fixed answer clears its message at once.
+        if s.errors:
+            s.errors = {
+                k: v
+                for k, v in form.validate(s.answers, self.backend.today()).items()
+                if k in s.errors or k == field_id
+            }
+        self._notify()
+
+    def add_page(self, material_id: str, page: CapturedPage) -> None:
+        if self.step is Step.MATERIALS:
+            self.session.pages.setdefault(material_id, []).append(page)
+            self.session.notice = None
+            self._notify()
+
+    def delete_page(self, material_id: str, index: int) -> None:
+        pages = self.session.pages.get(material_id, [])
+        if self.step is Step.MATERIALS and 0 <= index < len(pages):
+            del pages[index]
+            self._notify()
+
+    def agree(self, agreed: bool) -> None:
+        if self.step is Step.REVIEW:
+            self.session.agreed = agreed
+            self.session.notice = None
+            self._notify()
+
+    def missing_materials(self) -> list[str]:
+        s = self.session
+        return [m.id for m in self.form.to_scan(s.answers) if not s.pages.get(m.id)]
+
+    def next(self) -> None:
+        s = self.session
+        if self.step is Step.FORM:
+            s.errors = self.form.validate(s.answers, self.backend.today())
+            if s.errors:
+                self._notify()
+                return
+            s.answers = self.form.clean(s.answers)
+            self._go(Step.MATERIALS)
+        elif self.step is Step.MATERIALS:
+            missing = self.missing_materials()
+            if missing:
+                name = self.backend.catalog.materials[missing[0]].name.get(s.lang)
+                s.notice = Message("material_missing", {"name": name})
+                self._notify()
+                return
+            self._go(Step.REVIEW)
+        elif self.step is Step.REVIEW:
+            self.submit()
+
+    def submit(self) -> None:
+        if self.step is not Step.REVIEW:
+            return
+        s = self.session
+        if not s.agreed:
+            s.notice = Message("privacy_not_agreed")
+            self._notify()
+            return
+        form = self.form
+        # The core re-validates everything; a widget's check is a convenience, not the rule.
+        s.errors = form.validate(s.answers, self.backend.today())
+        if s.identity is None or s.errors or self.missing_materials():
+            s.notice = Message("identity_missing" if s.identity is None else "review_incomplete")
+            self._go(Step.FORM if s.errors else self.step)
+            return
+        try:
+            s.result = self.backend.submit(s, form)
+        except SubmitFailed as exc:
+            s.notice = exc.message
+            self._notify()
+            return
+        s.notice = None
+        self._go(Step.RECEIPT)
+
+    def back(self) -> None:
+        if self.step in (Step.HOME, Step.RECEIPT):
+            return
+        previous = ORDER[ORDER.index(self.step) - 1]
+        s = self.session
+        s.notice = None
+        if previous is Step.IDENTIFY or self.step is Step.IDENTIFY:
+            # Going back to the card step means reading the card again.
+            s.identity = None
+            s.held_licences = frozenset()
+            s.answers.clear()
+            s.errors.clear()
+        if previous is Step.HOME:
+            self._wipe()
+        self._go(previous)
+
+    def cancel(self) -> None:
+        self._wipe()
+        self._go(Step.HOME)
+
+    def finish(self) -> None:
+        if self.step is Step.RECEIPT:
+            self._wipe()
+            self._go(Step.HOME)
+
+    def timeout(self) -> None:
+        """The applicant walked away: wipe everything and go home."""
+        if self.step is not Step.HOME:
+            log.info("idle timeout at step %s: session wiped", self.step)
+        self._wipe()
+        self._go(Step.HOME)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A masked description of the state, for logs and diagnostics."""
+        s = self.session
+        return {
+            "step": str(self.step),
+            "thing": s.thing.id if s.thing else None,
+            "identity": s.identity.masked_id_number if s.identity else None,
+            "answers": len(s.answers),
+            "pages": sum(len(p) for p in s.pages.values()),
+        }

@@ -1,0 +1,195 @@
+"""Intake: turns a finished session into a durably saved application and its receipt."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kiosk.application import Submission
+from kiosk.catalog import Catalog, CatalogStore
+from kiosk.config import Config
+from kiosk.flow import Session, SubmitFailed, SubmitResult
+from kiosk.form import UnifiedForm
+from kiosk.i18n import Lang, Message
+from kiosk.identity import IdentityDocument, keyed_hash
+from kiosk.ports import Platform
+from kiosk.receipt import Receipt, ReceiptLine, promised_date, receipt_to_json
+from kiosk.storage import Storage, StorageError
+
+log = logging.getLogger(__name__)
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """The kiosk's secret for keyed ID hashes, made once and kept in the data directory."""
+    if path.exists():
+        return path.read_bytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(key)
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return key
+
+
+def identity_payload(identity: IdentityDocument) -> dict[str, Any]:
+    return {
+        "kind": identity.kind,
+        "name": identity.name,
+        "english_name": identity.english_name,
+        "id_number": identity.id_number,
+        "sex": identity.sex,
+        "nation": identity.nation,
+        "birth_date": identity.birth_date.isoformat(),
+        "address": identity.address,
+        "authority": identity.authority,
+        "valid_from": identity.valid_from.isoformat(),
+        "valid_to": identity.valid_to.isoformat() if identity.valid_to else None,
+        "nationality": identity.nationality,
+        "pass_number": identity.pass_number,
+    }
+
+
+class Intake:
+    """The flow's backend: catalog, clock, e-licence look-up and the durable submit."""
+
+    def __init__(
+        self,
+        config: Config,
+        storage: Storage,
+        catalogs: CatalogStore,
+        platform: Platform,
+        clock: Callable[[], dt.datetime] = dt.datetime.now,
+    ) -> None:
+        self.config = config
+        self.storage = storage
+        self.catalogs = catalogs
+        self.platform = platform
+        self.clock = clock
+        self.id_key = load_or_create_key(config.data_dir / "id-hash.key")
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.catalogs.catalog
+
+    def today(self) -> dt.date:
+        return self.clock().date()
+
+    def held_licences(self, id_number: str) -> frozenset[str]:
+        return self.platform.held_licences(id_number)
+
+    def submit(self, session: Session, form: UnifiedForm) -> SubmitResult:
+        identity = session.identity
+        assert identity is not None and session.thing is not None
+        answers = form.normalize(session.answers)
+        needs = form.materials(answers)
+        summary = {
+            "thing": session.thing.id,
+            "name": identity.masked_name,
+            "id_number": identity.masked_id_number,
+            "kind": identity.kind,
+            "materials": {
+                m.id: len(session.pages.get(m.id, [])) if m.to_scan else m.waiver for m in needs
+            },
+        }
+        submission = Submission(
+            thing_id=session.thing.id,
+            catalog_version=self.catalog.version,
+            payload={
+                "identity": identity_payload(identity),
+                "answers": answers,
+                "lang": session.lang,
+            },
+            summary=summary,
+            id_hash=keyed_hash(identity.id_number, self.id_key),
+        )
+        pages = [
+            (m.id, page.jpeg) for m in needs if m.to_scan for page in session.pages.get(m.id, [])
+        ]
+        try:
+            stored = self.storage.submit(submission, pages)
+            receipt = self.build_receipt(
+                session, form, stored.receipt_number, stored.created_at, session.lang
+            )
+            self.storage.save_receipt(stored.id, receipt_to_json(receipt))
+        except StorageError as exc:
+            log.error("submission not saved: %s", exc)
+            full = exc.reason == "the disk is full"
+            raise SubmitFailed(Message("submit_disk_full" if full else "submit_failed")) from exc
+        log.info(
+            "application %s saved as %s (%d pages)", stored.id, stored.receipt_number, len(pages)
+        )
+        return SubmitResult(stored.id, stored.receipt_number, receipt)
+
+    def build_receipt(
+        self, session: Session, form: UnifiedForm, number: str, issued_at: dt.datetime, lang: Lang
+    ) -> Receipt:
+        """The receipt document: masked identity only, never a full number or address."""
+        thing, identity = session.thing, session.identity
+        assert thing is not None and identity is not None
+        hall = self.config.hall
+        cal = self.config.calendar
+        zh = lang == "zh"
+        day = issued_at.date()
+        answers = form.clean(session.answers)
+
+        def promised(promise: Any) -> str:
+            return promised_date(day, promise, cal.holiday_dates(), cal.workday_dates()).isoformat()
+
+        lines = [
+            ReceiptLine("办理事项" if zh else "Application for", thing.name.get(lang)),
+            ReceiptLine("申请人" if zh else "Applicant", identity.masked_name),
+            ReceiptLine("证件号码" if zh else "ID number", identity.masked_id_number),
+            ReceiptLine("受理时间" if zh else "Received", issued_at.strftime("%Y-%m-%d %H:%M")),
+            ReceiptLine("承诺办结" if zh else "Promised by", promised(thing.promise)),
+            ReceiptLine("包含事项" if zh else "Services included", style="heading"),
+        ]
+        for service in thing.services:
+            lines.append(
+                ReceiptLine(
+                    service.name.get(lang),
+                    f"{service.department.get(lang)} · {promised(service.promise)}",
+                )
+            )
+        lines.append(ReceiptLine("已收材料" if zh else "Materials received", style="heading"))
+        for need in form.materials(answers):
+            if need.waiver == "e_licence":
+                got = "免提交（电子证照）" if zh else "not needed (e-licence held)"
+            elif need.waiver == "id_card":
+                got = "免提交（已读取身份证）" if zh else "not needed (ID card read)"
+            else:
+                count = len(session.pages.get(need.id, []))
+                got = f"{count} 页" if zh else f"{count} page{'s' if count != 1 else ''}"
+            lines.append(ReceiptLine(need.definition.name.get(lang), got))
+        lines.append(
+            ReceiptLine(
+                "已受理，网络恢复后将自动提交"
+                if zh
+                else "Received. It will be sent automatically when the network is back",
+                style="text",
+            )
+        )
+        lines.append(
+            ReceiptLine(
+                "扫描二维码或凭回执编号查询办理进度"
+                if zh
+                else "Scan the QR code or use the receipt number to check progress",
+                style="small",
+            )
+        )
+        return Receipt(
+            title="受理回执" if zh else "Application receipt",
+            subtitle=hall.name_zh if zh else hall.name_en,
+            number=number,
+            qr_payload=f"{hall.progress_url}?r={number}",
+            lines=tuple(lines),
+            footer=(
+                f"{'自助终端' if zh else 'Kiosk'} {hall.code}-{hall.kiosk_code}",
+                "请妥善保管本回执" if zh else "Please keep this receipt",
+            ),
+            issued_at=issued_at,
+        )
