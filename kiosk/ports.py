@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
+from kiosk.i18n import Text
 from kiosk.identity import IdentityDocument
 from kiosk.receipt import Receipt
 
@@ -66,7 +67,7 @@ class IdDocumentReader(Protocol):
 class SupportsDemoCards(Protocol):
     """A reader that can be handed a card by a person at the screen (demo mode only)."""
 
-    def demo_cards(self) -> list[tuple[str, str]]:
+    def demo_cards(self) -> list[tuple[str, Text]]:
         """(key, bilingual label) of each demo card."""
 
     def tap(self, key: str) -> None:

@@ -1,0 +1,1 @@
+"""Device drivers and simulators behind the ports in kiosk.ports; devices.registry picks them."""

@@ -1,0 +1,392 @@
+"""The simulated devices and the receipt renderer, without Qt."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from devices.receipt_image import FONT_LOCK, cjk_font, render_receipt, render_receipt_png, wrap_text
+from devices.registry import DeviceConfigError, Devices, build_devices
+from devices.simulated_camera import Aspect, SimulatedCamera
+from devices.simulated_idreader import UNREADABLE_KEY, UNREADABLE_REASON, SimulatedIdReader
+from devices.simulated_printer import SimulatedPrinter
+from kiosk.config import Config, DevicesConfig
+from kiosk.demo import DEMO_CARDS
+from kiosk.i18n import Text
+from kiosk.ports import (
+    CameraError,
+    CardPlaced,
+    CardRead,
+    CardRemoved,
+    IdDocumentReader,
+    ReaderBack,
+    ReaderEvent,
+    ReaderLost,
+    ReadFailed,
+    SupportsDemoCards,
+)
+from kiosk.receipt import Receipt, ReceiptLine
+
+TIMEOUT = 5.0
+
+
+class Recorder:
+    """A reader listener that records events and the thread each one arrived on."""
+
+    def __init__(self, fail_on: type | None = None) -> None:
+        self.events: list[ReaderEvent] = []
+        self.threads: list[threading.Thread] = []
+        self._fail_on = fail_on
+        self._changed = threading.Condition()
+
+    def __call__(self, event: ReaderEvent) -> None:
+        with self._changed:
+            self.events.append(event)
+            self.threads.append(threading.current_thread())
+            self._changed.notify_all()
+        if self._fail_on is not None and isinstance(event, self._fail_on):
+            raise RuntimeError("listener bug")
+
+    def wait_for(self, predicate: Callable[[list[ReaderEvent]], bool]) -> list[ReaderEvent]:
+        with self._changed:
+            if not self._changed.wait_for(lambda: predicate(self.events), timeout=TIMEOUT):
+                raise AssertionError(f"timed out; events so far: {self.events}")
+            return list(self.events)
+
+    def wait_count(self, count: int) -> list[ReaderEvent]:
+        return self.wait_for(lambda events: len(events) >= count)
+
+
+@pytest.fixture
+def reader() -> Iterator[SimulatedIdReader]:
+    r = SimulatedIdReader(read_seconds=0)
+    yield r
+    r.stop()
+
+
+def kinds(events: list[ReaderEvent]) -> list[type]:
+    return [type(e) for e in events]
+
+
+# ID reader ------------------------------------------------------------------------------------
+
+
+def test_reader_implements_the_ports(reader: SimulatedIdReader) -> None:
+    assert isinstance(reader, IdDocumentReader)
+    assert isinstance(reader, SupportsDemoCards)
+    cards = reader.demo_cards()
+    assert [key for key, _ in cards] == [*DEMO_CARDS, UNREADABLE_KEY]
+    assert all(isinstance(label, Text) for _, label in cards)
+
+
+@pytest.mark.parametrize("key", list(DEMO_CARDS))
+def test_each_demo_card_is_placed_read_and_removed_on_the_worker(
+    reader: SimulatedIdReader, key: str
+) -> None:
+    recorder = Recorder()
+    reader.start(recorder)
+    reader.tap(key)
+    events = recorder.wait_count(3)
+    assert kinds(events) == [CardPlaced, CardRead, CardRemoved]
+    read = events[1]
+    assert isinstance(read, CardRead)
+    assert read.document == DEMO_CARDS[key][1]
+    assert read.elapsed_ms >= 0
+    assert all(t is not threading.main_thread() for t in recorder.threads)
+
+
+def test_read_takes_the_configured_time() -> None:
+    reader = SimulatedIdReader(read_seconds=0.1)
+    recorder = Recorder()
+    reader.start(recorder)
+    try:
+        reader.tap("adult")
+        read = recorder.wait_count(2)[1]
+        assert isinstance(read, CardRead)
+        assert read.elapsed_ms >= 100
+    finally:
+        reader.stop()
+
+
+def test_pulling_the_card_mid_read_delivers_no_data() -> None:
+    reader = SimulatedIdReader(read_seconds=0.5)
+    recorder = Recorder()
+    reader.start(recorder)
+    try:
+        reader.tap("adult")
+        recorder.wait_count(1)
+        reader.pull()
+        # The worker handles one card at a time: the next card's events come after anything
+        # the pulled card could still have produced.
+        reader.tap("elderly")
+        events = recorder.wait_count(5)
+        assert kinds(events) == [CardPlaced, CardRemoved, CardPlaced, CardRead, CardRemoved]
+        read = events[3]
+        assert isinstance(read, CardRead)
+        assert read.document.id_number == DEMO_CARDS["elderly"][1].id_number
+    finally:
+        reader.stop()
+
+
+def test_unreadable_card_fails_without_data(reader: SimulatedIdReader) -> None:
+    recorder = Recorder()
+    reader.start(recorder)
+    reader.tap(UNREADABLE_KEY)
+    events = recorder.wait_count(3)
+    assert events == [CardPlaced(), ReadFailed(UNREADABLE_REASON), CardRemoved()]
+
+
+def test_lost_reader_ignores_taps_until_restored(reader: SimulatedIdReader) -> None:
+    recorder = Recorder()
+    reader.start(recorder)
+    reader.lose()
+    reader.tap("adult")
+    reader.restore()
+    reader.tap("elderly")
+    events = recorder.wait_count(5)
+    assert kinds(events) == [ReaderLost, ReaderBack, CardPlaced, CardRead, CardRemoved]
+    read = events[3]
+    assert isinstance(read, CardRead)
+    assert read.document.id_number == DEMO_CARDS["elderly"][1].id_number
+
+
+def test_unknown_card_key_is_refused(reader: SimulatedIdReader) -> None:
+    with pytest.raises(ValueError, match="no demo card"):
+        reader.tap("nobody")
+
+
+def test_stop_is_idempotent_joins_and_allows_a_restart() -> None:
+    reader = SimulatedIdReader(read_seconds=0)
+    reader.stop()  # never started
+    before = set(threading.enumerate())
+    recorder = Recorder()
+    reader.start(recorder)
+    workers = set(threading.enumerate()) - before
+    assert len(workers) == 1
+    reader.stop()
+    reader.stop()
+    assert not any(w.is_alive() for w in workers)
+    reader.start(recorder)
+    reader.tap("adult")
+    recorder.wait_count(3)
+    reader.stop()
+
+
+def test_a_failing_listener_does_not_kill_the_worker(
+    reader: SimulatedIdReader, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = Recorder(fail_on=CardRead)
+    reader.start(recorder)
+    reader.tap("adult")
+    reader.tap("expired")
+    events = recorder.wait_count(6)
+    assert kinds(events) == [CardPlaced, CardRead, CardRemoved] * 2
+    assert "listener failed" in caplog.text
+
+
+def test_logs_never_carry_names_or_numbers(
+    reader: SimulatedIdReader, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    recorder = Recorder(fail_on=CardRead)
+    reader.start(recorder)
+    for key in DEMO_CARDS:
+        reader.tap(key)
+    recorder.wait_count(3 * len(DEMO_CARDS))
+    for _, document in DEMO_CARDS.values():
+        assert document.id_number not in caplog.text
+        assert document.name not in caplog.text
+
+
+# Receipt image --------------------------------------------------------------------------------
+
+
+def make_receipt(*lines: ReceiptLine, qr: str = "https://zwfw.example.gov.cn/p?n=1") -> Receipt:
+    return Receipt(
+        title="受理回执",
+        subtitle="市民中心政务服务大厅 · 自助终端 K01",
+        number="HZ01-K01-20250314-0007",
+        qr_payload=qr,
+        lines=lines,
+        footer=("扫码查询办理进度", "请妥善保管本回执。"),
+        issued_at=dt.datetime(2025, 3, 14, 10, 32),
+    )
+
+
+SHORT = make_receipt(
+    ReceiptLine("申请事项", style="heading"),
+    ReceiptLine("事项", "新生儿出生一件事"),
+    ReceiptLine("承诺办结", "2025-03-21（5 个工作日）"),
+    ReceiptLine("结婚证：免提交，已调取电子证照。", style="text"),
+    ReceiptLine("如有疑问请拨打 12345。", style="small"),
+)
+
+
+@pytest.mark.parametrize("width", [576, 384])
+def test_receipt_is_exactly_the_paper_width(width: int) -> None:
+    image = render_receipt(SHORT, width)
+    assert image.width == width
+    assert image.mode in ("1", "L")
+    png = Image.open(io.BytesIO(render_receipt_png(SHORT, width)))
+    assert png.size == image.size
+
+
+def test_long_chinese_value_wraps() -> None:
+    long_value = "出生医学证明、户口登记、医疗保险参保登记、社会保障卡申领、预防接种证办理" * 2
+    short = render_receipt(make_receipt(ReceiptLine("事项", "出生登记")))
+    long = render_receipt(make_receipt(ReceiptLine("事项", long_value)))
+    assert long.width == short.width
+    assert long.height > short.height
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    text=st.text(alphabet="办理事项出生医学证明户口登记abcXYZ019 /.-，。：（）“”", max_size=120),
+    width=st.integers(min_value=60, max_value=540),
+)
+def test_wrapping_keeps_every_character_within_the_width(text: str, width: int) -> None:
+    with FONT_LOCK:
+        font = cjk_font(24)
+        lines = wrap_text(text, font, width)
+        widest_char = max((font.getlength(c) for c in text), default=0)
+        assert all(font.getlength(line) <= max(width, widest_char * 2) for line in lines)
+    assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+
+
+def test_wrapping_keeps_ascii_words_whole_and_punctuation_off_line_starts() -> None:
+    text = "请拨打 12345 或登录 zwfw.example 查询进度，材料（原件）已收到。结婚证：免提交。"
+    with FONT_LOCK:
+        font = cjk_font(24)
+        for width in range(160, 420, 7):  # from the width of the longest word
+            lines = wrap_text(text, font, width)
+            assert {"12345", "zwfw.example"} <= set(" ".join(lines).split())
+            assert not any(line[0] in "，。：）" for line in lines), lines
+            assert not any(line[-1] == "（" for line in lines), lines
+
+
+def decode_qr(image: Image.Image) -> str:
+    pixels = np.asarray(image.convert("L"))
+    text, _points, _code = cv2.QRCodeDetector().detectAndDecode(pixels)
+    return str(text)
+
+
+@pytest.mark.parametrize("width", [576, 384])
+def test_qr_code_decodes_to_the_payload(width: int) -> None:
+    payload = "https://zwfw.example.gov.cn/progress?n=HZ01-K01-20250314-0007"
+    image = render_receipt(make_receipt(qr=payload), width)
+    assert decode_qr(image) == payload
+
+
+def test_rendering_is_deterministic() -> None:
+    assert render_receipt_png(SHORT) == render_receipt_png(SHORT)
+
+
+# Printer --------------------------------------------------------------------------------------
+
+
+def test_paper_out_prints_nothing_but_still_renders(tmp_path: Path) -> None:
+    printer = SimulatedPrinter(job_dir=tmp_path)
+    printer.set_paper_out(True)
+    result = printer.print_receipt(SHORT)
+    assert not result.printed
+    assert result.status.paper_out
+    assert "paper out" in result.detail
+    assert result.image_png.startswith(b"\x89PNG")
+    assert printer.jobs == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ready_printer_stores_the_job(tmp_path: Path) -> None:
+    printer = SimulatedPrinter(job_dir=tmp_path / "jobs")
+    result = printer.print_receipt(SHORT)
+    assert result.printed
+    assert printer.jobs == [result.image_png]
+    assert result.image_png == printer.render(SHORT)
+    assert (tmp_path / "jobs" / "job-0001.png").read_bytes() == result.image_png
+    printer.print_receipt(SHORT)
+    assert sorted(p.name for p in (tmp_path / "jobs").iterdir()) == [
+        "job-0001.png",
+        "job-0002.png",
+    ]
+
+
+def test_printer_faults_and_recovery() -> None:
+    printer = SimulatedPrinter()
+    printer.set_cover_open(True)
+    assert not printer.status().ready
+    assert not printer.print_receipt(SHORT).printed
+    printer.set_cover_open(False)
+    printer.set_online(False)
+    assert printer.print_receipt(SHORT).detail == "offline"
+    printer.set_online(True)
+    printer.set_paper_near_end(True)
+    result = printer.print_receipt(SHORT)
+    assert result.printed
+    assert result.status.paper_near_end
+    assert len(printer.jobs) == 1
+
+
+# Camera ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("aspect", "size"), [("a4", (1240, 1754)), ("id_card", (1011, 638)), ("free", (1240, 1240))]
+)
+def test_capture_is_a_jpeg_of_the_expected_size(aspect: Aspect, size: tuple[int, int]) -> None:
+    camera = SimulatedCamera(seed=7)
+    page = camera.capture("birth_certificate", aspect, "出生医学证明（正面）")
+    pixels = cv2.imdecode(np.frombuffer(page.jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert pixels is not None
+    assert (pixels.shape[1], pixels.shape[0]) == size == (page.width, page.height)
+    camera.close()
+
+
+def test_unplugged_camera_raises_until_plugged_back() -> None:
+    camera = SimulatedCamera(seed=1)
+    camera.unplug()
+    with pytest.raises(CameraError, match="camera not found"):
+        camera.capture("household_register", "a4", "户口簿")
+    with pytest.raises(CameraError):
+        camera.capture("household_register", "a4", "户口簿")
+    camera.plug()
+    assert camera.capture("household_register", "a4", "户口簿").jpeg
+    camera.close()
+    camera.close()
+
+
+# Registry -------------------------------------------------------------------------------------
+
+
+def test_default_config_gives_the_simulators(tmp_path: Path) -> None:
+    devices = build_devices(Config(), tmp_path)
+    try:
+        assert isinstance(devices, Devices)
+        assert isinstance(devices.id_reader, SimulatedIdReader)
+        assert isinstance(devices.camera, SimulatedCamera)
+        assert isinstance(devices.printer, SimulatedPrinter)
+        assert devices.printer.job_dir == tmp_path / "printer-sim"
+    finally:
+        devices.close()
+        devices.close()
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("printer", "tcp://192.0.2.10:9100"), ("camera", "0"), ("id_reader", "/dev/ttyUSB0")],
+)
+def test_unknown_device_value_names_the_key(tmp_path: Path, key: str, value: str) -> None:
+    config = Config(devices=replace(DevicesConfig(), **{key: value}))
+    with pytest.raises(DeviceConfigError, match=f"devices\\.{key}") as caught:
+        build_devices(config, tmp_path)
+    assert "not installed" in str(caught.value)
