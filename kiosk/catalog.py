@@ -289,7 +289,8 @@ class _Builder:
         raw = self.raw
         if not isinstance(raw, Mapping):
             raise CatalogError(["the catalog must be a JSON object"])
-        if raw.get("schema") != SCHEMA:
+        schema = raw.get("schema")
+        if isinstance(schema, bool) or schema != SCHEMA:
             raise CatalogError([f"schema must be {SCHEMA}, got {raw.get('schema')!r}"])
         version = raw.get("version")
         self.check(isinstance(version, str) and bool(version), "version must be a string")
@@ -391,8 +392,8 @@ class _Builder:
         name = self.text(raw.get("name"), f"{where}.name")
         form: Any = raw.get("form")
         self.check(form in ("original", "copy", "electronic"), f"{where}: unknown form {form!r}")
-        pages = raw.get("pages")
-        self.check(isinstance(pages, int) and pages >= 0, f"{where}: pages must be an integer ≥ 0")
+        pages: Any = raw.get("pages")
+        self.check(_is_int(pages) and pages >= 0, f"{where}: pages must be an integer ≥ 0")
         aspect = raw.get("aspect", "a4")
         self.check(aspect in ("a4", "id_card", "free"), f"{where}: unknown aspect {aspect!r}")
         licence = raw.get("e_licence")
@@ -418,7 +419,7 @@ class _Builder:
             return None
         days: Any = raw.get("days")
         unit: Any = raw.get("unit")
-        ok = self.check(isinstance(days, int) and days >= 0, f"{where}.days must be ≥ 0")
+        ok = self.check(_is_int(days) and days >= 0, f"{where}.days must be ≥ 0")
         ok &= self.check(unit in ("working_days", "days"), f"{where}.unit unknown: {unit!r}")
         return Promise(days, unit) if ok else None
 
@@ -491,8 +492,11 @@ class _Builder:
             sp = self.promise(s.get("promise"), f"{sw}.promise")
             frefs = self.refs(s.get("fields", []), f"{sw}.fields", fields, "field")
             mrefs = self.refs(s.get("materials", []), f"{sw}.materials", materials, "material")
-            fee = s.get("fee", 0)
-            self.check(isinstance(fee, int | float) and fee >= 0, f"{sw}: fee must be ≥ 0")
+            fee: Any = s.get("fee", 0)
+            fee_ok = self.check(
+                isinstance(fee, int | float) and not isinstance(fee, bool) and fee >= 0,
+                f"{sw}: fee must be ≥ 0",
+            )
             if sname and dept and sp:
                 services.append(
                     Service(
@@ -500,7 +504,7 @@ class _Builder:
                         sname,
                         dept,
                         sp,
-                        float(fee),
+                        float(fee) if fee_ok else 0.0,
                         tuple(frefs),
                         tuple(mrefs),
                         bool(s.get("optional", False)),
@@ -575,9 +579,14 @@ class CatalogStore:
         return shipped
 
     def offer(self, text: bytes) -> Catalog:
-        """Adopt a new catalog document, or raise CatalogError and keep the current one."""
+        """Adopt a newer catalog document, or raise CatalogError and keep the current one."""
         try:
             catalog = parse_catalog(text)
+            if _version_key(catalog.version) < _version_key(self.catalog.version):
+                # An older catalog would also lose to the shipped one at the next start-up.
+                raise CatalogError(
+                    [f"version {catalog.version} is older than {self.catalog.version} in use"]
+                )
         except CatalogError as exc:
             log.error(
                 "catalog update refused, keeping version %s: %s",
@@ -587,14 +596,23 @@ class CatalogStore:
             raise
         tmp = self.path.with_suffix(".tmp")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            log.error("catalog version %s valid but not saved; still in use", catalog.version)
+            raise
         self.catalog = catalog
         log.info("catalog version %s adopted", catalog.version)
         return catalog
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _version_key(version: str) -> tuple[int, ...]:

@@ -98,11 +98,18 @@ class UnifiedForm:
         for fid in self.thing.field_ids():
             definition = self.catalog.fields[fid]
             if definition.prefill:
-                out[fid] = prefill_value(definition.prefill, self.identity)
+                value = prefill_value(definition.prefill, self.identity)
+                if value != "":
+                    out[fid] = value
         return out
 
     def is_locked(self, field_id: str) -> bool:
-        return self.identity is not None and self.catalog.fields[field_id].prefill is not None
+        """Filled from the card, so not editable; a value the card lacks (a foreigner's
+        民族, say) stays an ordinary question."""
+        source = self.catalog.fields[field_id].prefill
+        if self.identity is None or source is None:
+            return False
+        return prefill_value(source, self.identity) != ""
 
     def fields(self, answers: Mapping[str, Any]) -> list[FormField]:
         """The fields to show for these answers, each once, in first-use order."""

@@ -166,3 +166,22 @@ def test_hiding_cascades_and_a_material_is_needed_if_any_service_needs_it() -> N
     need = form.materials({})
     assert [m.id for m in need] == ["m"] and [s.code for s in need[0].services] == ["S2"]
     assert [s.code for s in form.materials({"c": "x"})[0].services] == ["S1", "S2"]
+
+
+def test_a_card_field_the_card_leaves_empty_stays_an_ordinary_question() -> None:
+    # A 2023 foreigner's permanent residence card has no 民族 and no address.
+    foreigner = DEMO_CARDS["foreigner"][1]
+    thing = next(
+        t
+        for t in CATALOG.things
+        if any(CATALOG.fields[f].prefill == "id_card.address" for f in t.field_ids())
+    )
+    form = UnifiedForm(CATALOG, thing, foreigner)
+    address_fields = [
+        f for f in thing.field_ids() if CATALOG.fields[f].prefill == "id_card.address"
+    ]
+    for fid in address_fields:
+        assert not form.is_locked(fid)
+        assert fid not in form.prefilled()
+    name_field = next(f for f in thing.field_ids() if CATALOG.fields[f].prefill == "id_card.name")
+    assert form.is_locked(name_field) and form.prefilled()[name_field] == foreigner.name
