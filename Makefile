@@ -10,12 +10,13 @@ STAMP := $(VENV)/.installed
 
 # CJK fonts (Chinese renders as boxes without them); Qt's xcb and GL libraries; pyscard's
 # build needs (libpcsclite-dev, swig, python3-dev); pcscd and the vpcd virtual reader for the
-# smart-card tests; Xvfb for screenshots of a real window.
+# smart-card tests; Xvfb for screenshots of a real window; libpulse0, which the on-screen
+# keyboard's QML components link against (key-click sound).
 DEBIAN_PACKAGES := fonts-noto-cjk libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 \
 	libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 libxcb-shape0 \
 	libxcb-xkb1 libxkbcommon-x11-0 libxkbcommon0 libegl1 libgl1 libfontconfig1 libdbus-1-3 \
 	libglib2.0-0 libpcsclite-dev pcscd vsmartcard-vpcd swig python3-dev python3-venv gcc \
-	xvfb xauth
+	xvfb xauth libpulse0
 
 .PHONY: demo test lint bench screenshots system-deps venv clean help
 

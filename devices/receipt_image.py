@@ -158,6 +158,11 @@ def _wrap_paragraph(
         if current:
             flush(current)
         current = [*carry, token]
+        if carry and not fits(current):
+            # The line-break rule would push text off the paper; a broken rule reads better
+            # than lost characters.
+            flush(carry)
+            current = [token]
     if current:
         flush(current)
     return lines

@@ -170,7 +170,8 @@ class Promise:
 
     def describe(self, lang: Literal["zh", "en"]) -> str:
         if lang == "en":
-            return f"{self.days} {'working days' if self.unit == 'working_days' else 'days'}"
+            unit = "working day" if self.unit == "working_days" else "day"
+            return f"{self.days} {unit}{'' if self.days == 1 else 's'}"
         return f"{self.days} 个{'工作日' if self.unit == 'working_days' else '自然日'}"
 
 

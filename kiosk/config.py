@@ -74,6 +74,7 @@ class UiConfig:
     font_family: str = "Noto Sans CJK SC"
     base_font_pt: int = 20  # at least 18
     orientation: str = "auto"  # auto, portrait or landscape
+    virtual_keyboard: bool = True  # the on-screen keyboard (pinyin) for text fields
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,10 @@ def _build(cls: type[Any], raw: Any, where: str) -> Any:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"'{where}.{key}' must be a list of strings")
             value = tuple(value)
-        elif isinstance(default, bool) or not isinstance(value, type(default)):
+        elif isinstance(default, bool) != isinstance(value, bool) or not isinstance(
+            value, type(default)
+        ):
+            # bool is an int in Python: `idle_timeout_s = true` must not pass as 1.
             raise ConfigError(
                 f"'{where}.{key}' must be {type(default).__name__}, got {type(value).__name__}"
             )

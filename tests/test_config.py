@@ -36,6 +36,7 @@ def test_file_from_environment_and_data_dir_override(
     assert config.session.idle_timeout_s == 120
     assert config.data_dir == tmp_path / "d"
     assert config.calendar.holiday_dates()[0].month == 10
+    assert parse_config("[ui]\nvirtual_keyboard = false\n").ui.virtual_keyboard is False
 
 
 @pytest.mark.parametrize(
@@ -46,6 +47,8 @@ def test_file_from_environment_and_data_dir_override(
         ("[session]\nidle_timeout_s = 'ninety'\n", "session.idle_timeout_s"),
         ("[session]\nidle_timeout_s = 2\n", "idle_timeout_s"),
         ("[ui]\nbase_font_pt = 12\n", "base_font_pt"),
+        ("[session]\nidle_timeout_s = true\n", "session.idle_timeout_s"),
+        ("[ui]\nvirtual_keyboard = 1\n", "ui.virtual_keyboard"),
         ("[calendar]\nholidays = ['2026-13-01']\n", "calendar"),
         ("this is = = not toml", "TOML"),
     ],

@@ -1,0 +1,199 @@
+"""The composition root: the only place that wires concrete classes together."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+
+from PySide6.QtWidgets import QApplication
+
+from devices.registry import Devices, build_devices
+from kiosk.catalog import CatalogStore
+from kiosk.config import Config
+from kiosk.demo import DEMO_LICENCES
+from kiosk.flow import ApplicantFlow, Session, Step
+from kiosk.form import MaterialNeed
+from kiosk.intake import Intake
+from kiosk.ports import (
+    CameraError,
+    CardPlaced,
+    CardRead,
+    CardRemoved,
+    Platform,
+    PrinterStatus,
+    PrintResult,
+    ReaderBack,
+    ReaderEvent,
+    ReaderLost,
+    ReadFailed,
+    SupportsDemoCards,
+)
+from kiosk.receipt import Receipt
+from kiosk.storage import Storage
+from sync.simulated import SimulatedPlatform
+from ui.bridge import Bridge
+from ui.context import UiContext
+from ui.keyboard import OnScreenKeyboard
+from ui.keyboard import enabled as keyboard_enabled
+from ui.main_window import InputWatcher, MainWindow
+from ui.theme import apply_theme
+
+log = logging.getLogger(__name__)
+
+
+class PlatformConfigError(ValueError):
+    """platform.url names something this build cannot talk to."""
+
+
+def build_platform(config: Config) -> Platform:
+    if config.platform.url == "simulated":
+        return SimulatedPlatform(DEMO_LICENCES)
+    raise PlatformConfigError(
+        f"platform.url = {config.platform.url!r}: only 'simulated' is available in this build "
+        "(the platform client arrives with the sync work)"
+    )
+
+
+@dataclass
+class Kiosk:
+    """Everything a running kiosk holds, for the CLI and for tests."""
+
+    config: Config
+    storage: Storage
+    catalogs: CatalogStore
+    devices: Devices
+    platform: Platform
+    intake: Intake
+    flow: ApplicantFlow
+    bridge: Bridge
+    ctx: UiContext
+    window: MainWindow
+    worker: ThreadPoolExecutor
+    input_watcher: InputWatcher
+
+    def close(self) -> None:
+        """Stop devices and workers, release the window; the QApplication stays usable."""
+        self.devices.id_reader.stop()
+        self.worker.shutdown(wait=True, cancel_futures=True)
+        app = QApplication.instance()
+        if app is not None:
+            app.removeEventFilter(self.input_watcher)
+        self.window.close()
+        self.window.deleteLater()
+        self.devices.close()
+        self.storage.close()
+
+
+def build_kiosk(config: Config, app: QApplication) -> Kiosk:
+    """Wire the kiosk from its config; the caller shows the window."""
+    apply_theme(app, config.ui.font_family, config.ui.base_font_pt)
+    data_dir = config.data_dir
+    storage = Storage(data_dir, hall_code=config.hall.code, kiosk_code=config.hall.kiosk_code)
+    catalogs = CatalogStore(data_dir)
+    devices = build_devices(config, data_dir)
+    platform = build_platform(config)
+    intake = Intake(config, storage, catalogs, platform)
+    flow = ApplicantFlow(intake, default_lang="en" if config.session.language == "en" else "zh")
+    bridge = Bridge()
+    # All device I/O runs on one dedicated thread, never on the GUI thread.
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devices")
+
+    def request_capture(need: MaterialNeed) -> None:
+        label = need.definition.name.get(flow.session.lang)
+        future = worker.submit(devices.camera.capture, need.id, need.definition.aspect, label)
+
+        def done(f: Future[object]) -> None:
+            try:
+                bridge.page_captured.emit(need.id, f.result())
+            except CameraError as exc:
+                log.error("capture of %s failed: %s", need.id, exc)
+                bridge.capture_failed.emit(need.id, str(exc))
+            except Exception as exc:  # a driver bug must not leave the applicant waiting
+                log.exception("capture of %s crashed", need.id)
+                bridge.capture_failed.emit(need.id, f"internal error: {type(exc).__name__}")
+
+        future.add_done_callback(done)
+
+    reader = devices.id_reader
+    demo_cards = list(reader.demo_cards()) if isinstance(reader, SupportsDemoCards) else []
+    ctx = UiContext(
+        flow=flow,
+        config=config,
+        bridge=bridge,
+        request_capture=request_capture,
+        demo_cards=demo_cards,
+        tap_card=reader.tap if isinstance(reader, SupportsDemoCards) else None,
+    )
+    keyboard = OnScreenKeyboard() if config.ui.virtual_keyboard and keyboard_enabled() else None
+    window = MainWindow(ctx, keyboard)
+    input_watcher = InputWatcher(window)
+    app.installEventFilter(input_watcher)
+
+    def on_reader_event(event: ReaderEvent) -> None:
+        if isinstance(event, CardPlaced):
+            flow.card_placed()
+        elif isinstance(event, CardRead):
+            log.info("card read in %.0f ms", event.elapsed_ms)
+            flow.card_read(event.document)
+        elif isinstance(event, ReadFailed):
+            log.warning("card read failed: %s", event.reason)
+            flow.card_failed()
+        elif isinstance(event, CardRemoved):
+            log.info("card removed")
+        elif isinstance(event, ReaderLost):
+            log.error("ID card reader lost: %s", event.reason)
+        elif isinstance(event, ReaderBack):
+            log.info("ID card reader back")
+
+    bridge.reader_event.connect(on_reader_event)
+    reader.start(bridge.on_reader_event)
+
+    def print_receipt(receipt: Receipt) -> None:
+        try:
+            result = devices.printer.print_receipt(receipt)
+            if not result.image_png:
+                result = replace(result, image_png=devices.printer.render(receipt))
+        except Exception as exc:  # the applicant still gets the receipt on screen
+            log.exception("printing the receipt crashed")
+            result = PrintResult(
+                False, PrinterStatus(online=False), detail=f"internal error: {type(exc).__name__}"
+            )
+        bridge.receipt_ready.emit(result)
+
+    def on_flow_changed(step: Step, session: Session) -> None:
+        if step is Step.RECEIPT and session.result is not None and not ctx.receipt_png:
+            ctx.receipt_printed = False
+            worker.submit(print_receipt, session.result.receipt)
+        elif step is Step.HOME:
+            ctx.receipt_png = b""
+            ctx.receipt_printed = False
+
+    def on_receipt_ready(printed: PrintResult) -> None:
+        if flow.step is not Step.RECEIPT:
+            return
+        result = flow.session.result
+        if printed.printed and result is not None:
+            storage.mark_printed(result.application_id)
+        else:
+            log.warning("receipt not printed: %s", printed.detail)
+        ctx.receipt_png = printed.image_png
+        ctx.receipt_printed = printed.printed
+        window.refresh()
+
+    flow.subscribe(on_flow_changed)
+    bridge.receipt_ready.connect(on_receipt_ready)
+    return Kiosk(
+        config,
+        storage,
+        catalogs,
+        devices,
+        platform,
+        intake,
+        flow,
+        bridge,
+        ctx,
+        window,
+        worker,
+        input_watcher,
+    )

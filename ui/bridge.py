@@ -1,0 +1,22 @@
+"""The one bridge from device and worker threads to the GUI thread (queued Qt signals)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Signal
+
+from kiosk.ports import ReaderEvent
+
+
+class Bridge(QObject):
+    """Emit from any thread; connected slots run on the GUI thread (AutoConnection queues)."""
+
+    reader_event = Signal(object)  # a kiosk.ports.ReaderEvent
+    page_captured = Signal(str, object)  # material id, kiosk.ports.CapturedPage
+    capture_failed = Signal(str, str)  # material id, reason for the log
+    # One immutable object per event rather than (bytes, bool, str): plain values crossing
+    # threads in queued connections have tripped refcount bugs in PySide6.
+    receipt_ready = Signal(object)  # a kiosk.ports.PrintResult
+
+    def on_reader_event(self, event: ReaderEvent) -> None:
+        """A ReaderListener: safe to call from the reader's thread."""
+        self.reader_event.emit(event)

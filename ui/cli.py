@@ -1,0 +1,165 @@
+"""The `kiosk` command: run the kiosk in a hall, or a demo on any desktop.
+
+Qt is imported only by the commands that open a window, so other commands start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from kiosk import __version__
+from kiosk.config import Config, ConfigError, load_config
+from kiosk.logs import setup_logging
+
+log = logging.getLogger("kiosk")
+
+DESCRIPTION = """\
+Self-service kiosk for government service halls (高效办成一件事).
+
+Commands:
+  run     the kiosk for a hall: full screen, frameless, devices from the config file
+  demo    the kiosk in a window with simulated devices and an in-process platform
+
+Every command takes --config FILE (or $KIOSK_CONFIG) and --data-dir DIR, which overrides
+the configured data directory. Keys and defaults: docs/config.md.
+"""
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML config file (default: $KIOSK_CONFIG)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="data directory (database, scans, logs); overrides the config",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kiosk", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"kiosk {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser(
+        "run",
+        help="full-screen kiosk for a hall (devices from the config)",
+        description="Start the kiosk full screen and frameless, as in a hall.",
+    )
+    demo = sub.add_parser(
+        "demo",
+        help="windowed kiosk with simulated devices",
+        description="Start the kiosk in a window with simulated devices (ID reader with demo "
+        "cards, camera, printer) and an in-process platform. Works headless with "
+        "QT_QPA_PLATFORM=offscreen.",
+    )
+    for p in (run, demo):
+        _common(p)
+        p.add_argument(
+            "--exit-after",
+            type=float,
+            metavar="SECONDS",
+            help="quit after this many seconds (smoke tests)",
+        )
+        p.add_argument(
+            "--screenshot",
+            metavar="PNG",
+            help="with --exit-after: save the window to this file before quitting",
+        )
+    demo.add_argument(
+        "--size",
+        default="1080x1920",
+        metavar="WxH",
+        help="window size, e.g. 1080x1920 (portrait) or 1920x1080 (landscape)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        config = load_config(args.config, args.data_dir)
+    except ConfigError as exc:
+        print(f"kiosk: config error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "demo":
+        config = _demo_config(config)
+    setup_logging(config.data_dir / "logs")
+    return _run_gui(config, args, fullscreen=args.command == "run")
+
+
+def _demo_config(config: Config) -> Config:
+    from dataclasses import replace
+
+    devices = replace(
+        config.devices, id_reader="simulated", camera="simulated", printer="simulated://"
+    )
+    return replace(config, devices=devices, platform=replace(config.platform, url="simulated"))
+
+
+def _run_gui(config: Config, args: argparse.Namespace, fullscreen: bool) -> int:
+    from PySide6.QtCore import Qt, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from ui import keyboard
+
+    if config.ui.virtual_keyboard and QApplication.instance() is None:
+        keyboard.enable()  # must precede the QApplication
+
+    from devices.registry import DeviceConfigError
+    from ui.app import PlatformConfigError, build_kiosk
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    try:
+        kiosk = build_kiosk(config, app)
+    except (DeviceConfigError, PlatformConfigError) as exc:
+        print(f"kiosk: {exc}", file=sys.stderr)
+        return 2
+    window = kiosk.window
+    if fullscreen:
+        window.setWindowFlag(Qt.WindowType.FramelessWindowHint, True)
+        window.showFullScreen()
+        window.activateWindow()  # the on-screen keyboard needs the active window's focus
+    else:
+        width, _, height = str(getattr(args, "size", "1080x1920")).partition("x")
+        window.resize(int(width), int(height))
+        window.show()
+        window.activateWindow()
+    log.info(
+        "kiosk %s started (%s), data in %s",
+        __version__,
+        "hall" if fullscreen else "demo",
+        config.data_dir,
+    )
+    # Ctrl+C in a terminal quits cleanly; Qt needs a timer tick to let Python see signals.
+    signal.signal(signal.SIGINT, lambda *_: app.quit())
+    signal.signal(signal.SIGTERM, lambda *_: app.quit())
+    heartbeat = QTimer()
+    heartbeat.start(200)
+    heartbeat.timeout.connect(lambda: None)
+    if args.exit_after is not None:
+
+        def finish() -> None:
+            if args.screenshot:
+                window.grab().save(args.screenshot)
+            app.quit()
+
+        QTimer.singleShot(int(args.exit_after * 1000), finish)
+    code = app.exec()
+    kiosk.close()
+    log.info("kiosk stopped")
+    return int(code)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
