@@ -39,6 +39,11 @@ QTest.mouseClick(w.findChild(QLineEdit, "search"), Qt.MouseButton.LeftButton)
 settle(80)
 assert kb.showing and kb.height() >= 300, "a tap on a text field did not bring up the keys"
 assert kb.rootObject().property("locale") == "zh_CN"
+search = w.findChild(QLineEdit, "search")
+QTest.mouseClick(kb, Qt.MouseButton.LeftButton, pos=kb.rect().center())  # a key in the middle
+settle(40)
+assert app.focusWidget() is search, "a key press took the focus away from the text field"
+assert kb.showing, "the keys went away while typing"
 w.findChild(type(w.lang_button), "lang").click()
 settle()
 assert kb.rootObject().property("locale") == "en_US"

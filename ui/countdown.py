@@ -39,7 +39,6 @@ class CountdownOverlay(QWidget):
         self.stay = QPushButton()
         self.stay.setObjectName("countdown_stay")
         self.stay.setProperty("primary", "true")
-        self.stay.setMinimumSize(360, 96)
         self.stay.clicked.connect(self.dismissed.emit)
         layout.addWidget(self.stay, alignment=Qt.AlignmentFlag.AlignCenter)
         self.hide()

@@ -12,7 +12,7 @@ import logging
 import os
 from importlib import resources
 
-from PySide6.QtCore import SLOT, QUrl, Slot
+from PySide6.QtCore import SLOT, Qt, QUrl, Slot
 from PySide6.QtQml import QQmlProperty
 from PySide6.QtQuickWidgets import QQuickWidget
 from PySide6.QtWidgets import QWidget
@@ -42,6 +42,9 @@ class OnScreenKeyboard(QQuickWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("keyboard")
+        # A key press must leave focus in the text field being typed into.
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.setAttribute(Qt.WidgetAttribute.WA_AcceptTouchEvents, True)
         self.setResizeMode(QQuickWidget.ResizeMode.SizeRootObjectToView)
         qml = resources.files("ui").joinpath("keyboard.qml")
         self.setSource(QUrl.fromLocalFile(str(qml)))

@@ -84,4 +84,5 @@ def style_sheet(family: str, base_pt: int) -> str:
     QScrollBar::add-page:vertical, QScrollBar::sub-page:vertical {{ background: none; }}
     #countdown {{ background: rgba(17, 24, 39, 0.88); }}
     #countdown QLabel {{ color: white; font-size: {base_pt + 8}pt; font-weight: bold; }}
+    #countdown QPushButton {{ min-width: 480px; min-height: 120px; font-size: {base_pt + 6}pt; }}
     """
