@@ -70,7 +70,7 @@ test: venv
 	QT_QPA_PLATFORM=offscreen $(VENV)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: venv
-	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/run.py
+	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/run.py $(ARGS)
 
 screenshots: venv
 	QT_QPA_PLATFORM=offscreen $(PY) scripts/screenshots.py docs/screenshots

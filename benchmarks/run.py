@@ -1,139 +1,52 @@
-"""Benchmarks for the foundation; results go to benchmarks/results.md (quoted by the README).
+"""Run every benchmarks/bench_*.py module and write benchmarks/results.md (the README quotes it).
 
-Medians over repeated runs on this machine; no timing is asserted in the test suite.
+Each module has TITLE and run(full: bool) -> list[Row]. `--quick` runs the smaller variants
+(for a smoke check); the default is the full run the README's figures come from. Speed and
+memory targets are checked here, never in timed unit tests.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
+import importlib
 import os
 import platform
-import statistics
 import sys
-import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-from devices.receipt_image import render_receipt_png
-from devices.simulated_camera import SimulatedCamera
-from kiosk.catalog import CatalogStore, load_shipped_catalog, parse_catalog, shipped_catalog_text
-from kiosk.config import Config, StorageConfig
-from kiosk.demo import DEMO_CARDS, DEMO_LICENCES, sample_answers
-from kiosk.flow import ApplicantFlow, Step
-from kiosk.form import UnifiedForm
-from kiosk.intake import Intake
-from kiosk.storage import Storage
-from sync.simulated import SimulatedPlatform
-
-OUT = Path(__file__).with_name("results.md")
-
-
-def measure(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
-    fn()  # warm caches (fonts, imports) the way a running kiosk has them warm
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    times.sort()
-    return statistics.median(times), times[int(len(times) * 0.95) - 1]
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "results.md"
 
 
 def main() -> int:
-    rows: list[tuple[str, float, float, str]] = []
-    text = shipped_catalog_text()
-    median, p95 = measure(lambda: parse_catalog(text), 50)
-    rows.append(
-        (
-            "Parse and validate the shipped catalog",
-            median,
-            p95,
-            f"{len(text) / 1024:.0f} KiB, {len(load_shipped_catalog().things)} things",
-        )
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke check")
+    parser.add_argument("only", nargs="*", help="module names (e.g. bench_idcard); default all")
+    args = parser.parse_args()
+    sys.path.insert(0, str(HERE))
+    names = args.only or sorted(p.stem for p in HERE.glob("bench_*.py"))
+    sections = []
+    for name in names:
+        module = importlib.import_module(name)
+        print(f"== {module.TITLE}", flush=True)
+        rows = module.run(full=not args.quick)
+        lines = [
+            f"## {module.TITLE}",
+            "",
+            "| what | median ms | p95 ms | notes |",
+            "|---|---:|---:|---|",
+        ]
+        lines += [f"| {what} | {m:.2f} | {p:.2f} | {note} |" for what, m, p, note in rows]
+        print("\n".join(lines[2:]), flush=True)
+        sections.append("\n".join(lines))
+    header = (
+        f"# Benchmark results\n\nRun {dt.datetime.now():%Y-%m-%d %H:%M} on {platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
+        f"{' (quick)' if args.quick else ''}. `make bench` rewrites this file."
     )
-
-    catalog = load_shipped_catalog()
-    card = DEMO_CARDS["adult"][1]
-
-    def merge_all() -> None:
-        for thing in catalog.things:
-            form = UnifiedForm(catalog, thing, card, DEMO_LICENCES[card.id_number])
-            answers = sample_answers(form, form.prefilled())
-            form.validate(answers, dt.date(2026, 11, 27))
-            form.materials(answers)
-
-    median, p95 = measure(merge_all, 50)
-    rows.append(
-        (
-            "Unified form: fill, validate and list materials for every bundle",
-            median,
-            p95,
-            "all bundles, one pass",
-        )
-    )
-
-    camera = SimulatedCamera(seed=1)
-    pages = [camera.capture("m", "a4", "样张").jpeg for _ in range(6)]
-    size_mb = sum(len(p) for p in pages) / 1e6
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Config(storage=StorageConfig(data_dir=tmp))
-        storage = Storage(Path(tmp), hall_code="HZ01", kiosk_code="K01")
-        intake = Intake(config, storage, CatalogStore(Path(tmp)), SimulatedPlatform(DEMO_LICENCES))
-        flow = ApplicantFlow(intake)
-        from kiosk.ports import CapturedPage
-
-        def submit_one() -> None:
-            flow.choose_thing("newborn")
-            flow.start()
-            flow.card_read(card)
-            for k, v in sample_answers(flow.form, dict(flow.session.answers)).items():
-                if not flow.form.is_locked(k):
-                    flow.set_answer(k, v)
-            flow.next()
-            for i, need in enumerate(flow.form.to_scan(flow.session.answers)):
-                # Distinct bytes per page so every submission really writes its files.
-                data = pages[i % len(pages)] + os.urandom(16)
-                flow.add_page(need.id, CapturedPage(data, 1240, 1754))
-            flow.next()
-            flow.agree(True)
-            flow.next()
-            assert flow.step is Step.RECEIPT
-            flow.finish()
-
-        median, p95 = measure(submit_one, 20)
-        rows.append(
-            (
-                "Durable submit of a 新生儿出生 application (fsync'd scans + commit)",
-                median,
-                p95,
-                f"scans ≈ {size_mb / len(pages):.2f} MB a page",
-            )
-        )
-        stored = storage.list_applications()[0]
-        doc = storage.receipt_document(stored.id)
-        storage.close()
-    from kiosk.receipt import receipt_from_json
-
-    assert doc is not None
-    rec = receipt_from_json(doc)
-    median, p95 = measure(lambda: render_receipt_png(rec, 576), 30)
-    rows.append(("Render a receipt to the screen/paper PNG (80 mm, 576 dots)", median, p95, ""))
-    median, p95 = measure(lambda: camera.capture("m", "a4", "样张"), 30)
-    rows.append(("Simulated camera: one A4 page as JPEG", median, p95, ""))
-
-    lines = [
-        "# Benchmark results",
-        "",
-        f"Run {dt.datetime.now():%Y-%m-%d %H:%M} on {platform.machine()}, "
-        f"{os.cpu_count()} cores, Python {sys.version.split()[0]}. `make bench` rewrites this.",
-        "",
-        "| what | median ms | p95 ms | notes |",
-        "|---|---:|---:|---|",
-    ]
-    lines += [f"| {what} | {m:.2f} | {p:.2f} | {note} |" for what, m, p, note in rows]
-    OUT.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
+    if not args.only:
+        OUT.write_text(header + "\n\n" + "\n\n".join(sections) + "\n", encoding="utf-8")
     return 0
 
 

@@ -6,6 +6,8 @@ Qt is imported only by the commands that open a window, so other commands start 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import logging
 import signal
 import sys
@@ -23,10 +25,29 @@ Self-service kiosk for government service halls (高效办成一件事).
 Commands:
   run     the kiosk for a hall: full screen, frameless, devices from the config file
   demo    the kiosk in a window with simulated devices and an in-process platform
+  diag    what a device sees, for technicians (see `kiosk diag --help`); --json for machines
 
 Every command takes --config FILE (or $KIOSK_CONFIG) and --data-dir DIR, which overrides
 the configured data directory. Keys and defaults: docs/config.md.
 """
+
+
+# Each device package supplies its technician's command: add_arguments(parser) and
+# run(args, config) -> exit status. Their modules import no Qt.
+# A device whose package is not in the build is not offered (find_spec), but one that fails
+# to import is an error, not hidden.
+DIAG_COMMANDS: dict[str, tuple[str, str]] = {
+    "idcard": ("devices.idcard.diag", "the ID card reader: SAM id, card kind, masked fields"),
+    "pcsc": ("devices.pcsc.diag", "PC/SC readers and cards: ATR, UID, masked PAN"),
+    "printer": ("devices.printer.diag", "the receipt printer: status and a test page"),
+}
+
+
+def _available(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # the parent package is not there either
+        return False
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -77,6 +98,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="WxH",
         help="window size, e.g. 1080x1920 (portrait) or 1920x1080 (landscape)",
     )
+    diag = sub.add_parser(
+        "diag",
+        help="device diagnostics for technicians",
+        description="Show what a device sees. Each device has its own command.",
+    )
+    devices = diag.add_subparsers(dest="device", metavar="DEVICE")
+    for name, (module, summary) in DIAG_COMMANDS.items():
+        if not _available(module):
+            continue
+        p = devices.add_parser(name, help=summary, description=summary)
+        _common(p)
+        p.add_argument("--json", action="store_true", help="one JSON object, for machines")
+        p.set_defaults(diag_module=module)
+        importlib.import_module(module).add_arguments(p)
     return parser
 
 
@@ -91,6 +126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"kiosk: config error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "diag":
+        if getattr(args, "diag_module", None) is None:
+            parser.parse_args(["diag", "--help"])
+        setup_logging(None, logging.WARNING)  # a technician's terminal: only what matters
+        return int(importlib.import_module(args.diag_module).run(args, config))
     if args.command == "demo":
         config = _demo_config(config)
     setup_logging(config.data_dir / "logs")
