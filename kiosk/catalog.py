@@ -568,16 +568,24 @@ class CatalogStore:
         self.catalog = self._load_initial()
 
     def _load_initial(self) -> Catalog:
-        shipped = load_shipped_catalog()
+        """The newer of the shipped and the saved catalog; either one alone if the other is
+        unusable. Only when neither can be read is the kiosk unable to serve anyone."""
+        shipped: Catalog | None = None
+        saved: Catalog | None = None
+        try:
+            shipped = load_shipped_catalog()
+        except (CatalogError, OSError) as exc:
+            log.critical("the shipped catalog is unusable (a packaging fault): %s", exc)
         if self.path.exists():
             try:
                 saved = parse_catalog(self.path.read_bytes())
             except (CatalogError, OSError) as exc:
-                log.error("saved catalog %s refused, using the shipped one: %s", self.path, exc)
-                return shipped
-            if _version_key(saved.version) >= _version_key(shipped.version):
-                return saved
-        return shipped
+                fallback = ", using the shipped one" if shipped else ""
+                log.error("saved catalog %s refused%s: %s", self.path, fallback, exc)
+        candidates = [c for c in (saved, shipped) if c is not None]
+        if not candidates:
+            raise CatalogError(["neither the shipped nor a saved catalog can be used"])
+        return max(candidates, key=lambda c: _version_key(c.version))
 
     def offer(self, text: bytes) -> Catalog:
         """Adopt a newer catalog document, or raise CatalogError and keep the current one."""

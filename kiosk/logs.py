@@ -36,14 +36,21 @@ def setup_logging(log_dir: Path | None, level: int = logging.INFO) -> None:
         root.removeHandler(handler)
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers: list[logging.Handler] = [logging.StreamHandler()]
+    problem = ""
     if log_dir is not None:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        handlers.append(
-            logging.handlers.RotatingFileHandler(
-                log_dir / "kiosk.log", maxBytes=5_000_000, backupCount=5, encoding="utf-8"
+        try:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            handlers.append(
+                logging.handlers.RotatingFileHandler(
+                    log_dir / "kiosk.log", maxBytes=5_000_000, backupCount=5, encoding="utf-8"
+                )
             )
-        )
+        except OSError as exc:
+            # Still log to stderr; whoever needs the data directory will say what is wrong.
+            problem = f"cannot write logs to {log_dir}: {exc.strerror}"
     for handler in handlers:
         handler.setFormatter(fmt)
         handler.addFilter(RedactingFilter())
         root.addHandler(handler)
+    if problem:
+        root.warning(problem)

@@ -764,3 +764,20 @@ def test_browse_search(catalog: Catalog) -> None:
     assert ids(catalog.browse(audience="personal", query="注销")) == []
     assert "social_security_card" in ids(catalog.browse(query="社保卡"))
     assert catalog.browse(query="no such thing at all") == []
+
+
+def test_a_broken_shipped_catalog_is_survived_with_a_saved_one(
+    tmp_path: Path, shipped_raw: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    newer = copy.deepcopy(shipped_raw)
+    newer["version"] = "2099.1.1"
+    CatalogStore(tmp_path).offer(encode(newer))
+
+    def broken() -> Any:
+        raise CatalogError(["things must be a non-empty list"])
+
+    monkeypatch.setattr("kiosk.catalog.load_shipped_catalog", broken)
+    assert CatalogStore(tmp_path).catalog.version == "2099.1.1"
+    (tmp_path / "catalog.json").unlink()
+    with pytest.raises(CatalogError, match="neither"):
+        CatalogStore(tmp_path)

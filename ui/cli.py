@@ -156,14 +156,23 @@ def _run_gui(config: Config, args: argparse.Namespace, fullscreen: bool) -> int:
         keyboard.enable()  # must precede the QApplication
 
     from devices.registry import DeviceConfigError
+    from kiosk.catalog import CatalogError
+    from kiosk.storage import StorageError
     from ui.app import PlatformConfigError, build_kiosk
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
     try:
         kiosk = build_kiosk(config, app)
-    except (DeviceConfigError, PlatformConfigError) as exc:
+    except (DeviceConfigError, PlatformConfigError, CatalogError) as exc:
         print(f"kiosk: {exc}", file=sys.stderr)
+        return 2
+    except StorageError as exc:
+        log.critical("cannot open the data directory %s: %s", config.data_dir, exc.reason)
+        print(
+            f"kiosk: cannot open the data directory {config.data_dir}: {exc.reason}",
+            file=sys.stderr,
+        )
         return 2
     window = kiosk.window
     if fullscreen:
