@@ -378,7 +378,6 @@ class FormScreen(Screen):
 
     def __init__(self, ctx: UiContext) -> None:
         super().__init__(ctx)
-        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)  # paint the theme's paper
         body = scroll_page(self)
         self._title = label(role="title")
         self._hint = label(role="muted")

@@ -80,7 +80,6 @@ class HomeScreen(Screen):
 
     def __init__(self, ctx: UiContext) -> None:
         super().__init__(ctx)
-        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)  # paint the theme's paper
         self._catalog: Catalog | None = None
         self._tiles: dict[str, ThingTile] = {}
         self._categories: dict[str, QPushButton] = {}

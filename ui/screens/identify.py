@@ -100,7 +100,6 @@ class IdentifyScreen(Screen):
 
     def __init__(self, ctx: UiContext) -> None:
         super().__init__(ctx)
-        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)  # paint the theme's paper
         body = scroll_page(self, max_width=None)
         # Portrait: the demo cards under the instructions; landscape: beside them, in view.
         self._split = QBoxLayout(QBoxLayout.Direction.TopToBottom)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QCheckBox, QGridLayout, QLabel, QWidget
 
 from kiosk.catalog import FieldDef
@@ -95,7 +95,6 @@ class ReviewScreen(Screen):
 
     def __init__(self, ctx: UiContext) -> None:
         super().__init__(ctx)
-        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)  # paint the theme's paper
         body = scroll_page(self)
         self._title = label(role="title")
         self._hint = label(role="muted")

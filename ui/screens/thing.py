@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QVBoxLayout, QWidget
 
 from kiosk.catalog import Catalog, MaterialDef, Service, Thing
@@ -43,7 +42,6 @@ class ThingScreen(Screen):
 
     def __init__(self, ctx: UiContext) -> None:
         super().__init__(ctx)
-        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)  # paint the theme's paper
         body = scroll_page(self)
         self._title = label(role="title", name="thing_name")
         self._guide = label(name="guide")
