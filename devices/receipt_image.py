@@ -1,23 +1,28 @@
-"""Receipts rendered as thermal-printer images: the screen shows exactly the dots the paper gets."""
+"""Receipts and queue tickets as thermal-printer images: the screen shows the paper's dots."""
 
 from __future__ import annotations
 
 import functools
 import io
+import logging
 import math
 import re
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import qrcode
+from barcode.codex import Code128  # type: ignore[import-untyped]
 from PIL import Image, ImageDraw, ImageFont
 
 from kiosk.receipt import Receipt, ReceiptLine
+from kiosk.ticket import TICKET_NOTICE, TICKET_TITLE, QueueTicket
+
+log = logging.getLogger(__name__)
 
 FONT_FAMILY = "Noto Sans CJK SC"
 FONT_PACKAGE = "fonts-noto-cjk"
@@ -43,6 +48,7 @@ _BLACK = 0
 _WHITE = 1
 _QR_MIN_DOTS = 200
 _QR_BORDER = 4  # modules of quiet zone the QR specification asks for
+BARCODE_QUIET = 10  # modules of quiet zone either side of a CODE128 symbol (ISO/IEC 15417)
 
 # Chinese line-breaking rules (禁则): these may not start a line ...
 _NO_LINE_START = frozenset("，。、；：？！）》」』】〕〉”’…·％～")
@@ -111,36 +117,43 @@ def cjk_font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont:
 
 # Wrapping -------------------------------------------------------------------------------------
 
+# How wide a string is: pixels for an image font, columns for a printer's text mode.
+Measure = Callable[[str], float]
 
-def _tokens(text: str, font: ImageFont.FreeTypeFont, max_width: float) -> Iterator[str]:
+
+def _tokens(text: str, measure: Measure, max_width: float) -> Iterator[str]:
     for match in _TOKEN.finditer(text):
         token = match.group()
-        if len(token) == 1 or token.isspace() or font.getlength(token) <= max_width:
+        if len(token) == 1 or token.isspace() or measure(token) <= max_width:
             yield token
             continue
         # A word wider than the paper (a URL): break after its separators, and a part that
         # is still too wide anywhere.
         for part in filter(None, _URL_PART.findall(token)):
-            if font.getlength(part) <= max_width:
+            if measure(part) <= max_width:
                 yield part
             else:
                 yield from part
 
 
 def _wrap_paragraph(
-    text: str, font: ImageFont.FreeTypeFont, first_width: float, rest_width: float
+    text: str, measure: Measure, first_width: float, rest_width: float
 ) -> list[str]:
+    whole = text.strip()
+    if measure(whole) <= first_width:
+        # Most receipt lines fit as they are: one measurement instead of one per token.
+        return [whole] if whole else []
     lines: list[str] = []
     current: list[str] = []
 
     def fits(tokens: list[str]) -> bool:
         limit = rest_width if lines else first_width
-        return font.getlength("".join(tokens).rstrip()) <= limit
+        return measure("".join(tokens).rstrip()) <= limit
 
     def flush(tokens: list[str]) -> None:
         lines.append("".join(tokens).strip())
 
-    for token in _tokens(text, font, min(first_width, rest_width)):
+    for token in _tokens(text, measure, min(first_width, rest_width)):
         if not current and token.isspace():
             continue
         if fits([*current, token]):
@@ -168,16 +181,23 @@ def _wrap_paragraph(
     return lines
 
 
-def wrap_text(
-    text: str, font: ImageFont.FreeTypeFont, width: float, rest_width: float | None = None
+def wrap_measured(
+    text: str, measure: Measure, width: float, rest_width: float | None = None
 ) -> list[str]:
-    """Break `text` into lines no wider than `width` (later lines: `rest_width`), CJK-aware."""
+    """Break `text` into lines whose `measure` fits `width` (then `rest_width`), CJK-aware."""
     rest = width if rest_width is None else rest_width
     lines: list[str] = []
     for paragraph in text.split("\n"):
         first = rest if lines else width
-        lines.extend(_wrap_paragraph(paragraph, font, first, rest) or [""])
+        lines.extend(_wrap_paragraph(paragraph, measure, first, rest) or [""])
     return lines
+
+
+def wrap_text(
+    text: str, font: ImageFont.FreeTypeFont, width: float, rest_width: float | None = None
+) -> list[str]:
+    """Break `text` into lines no wider than `width` (later lines: `rest_width`), CJK-aware."""
+    return wrap_measured(text, font.getlength, width, rest_width)
 
 
 # Layout ---------------------------------------------------------------------------------------
@@ -192,6 +212,7 @@ class _Sizes:
     heading: int
     body: int
     small: int
+    barcode: int
 
 
 def _sizes(width: int) -> _Sizes:
@@ -210,6 +231,7 @@ def _sizes(width: int) -> _Sizes:
         heading=px(30, 22),
         body=px(26, 20),
         small=px(21, 16),
+        barcode=px(72, 56),
     )
 
 
@@ -285,17 +307,46 @@ class _Sheet:
     def draw(self) -> Image.Image:
         image = Image.new("1", (self.width, self.y + self.margin), _WHITE)
         draw = ImageDraw.Draw(image)
-        # Monochrome glyph rendering with hinting: what a thermal head can actually print,
-        # crisper than thresholding anti-aliased text.
-        draw.fontmode = "1"
         for op in self.ops:
             if isinstance(op, _TextOp):
-                draw.text((op.x, op.baseline), op.text, font=op.font, fill=_BLACK, anchor="ls")
+                draw_text(image, op.x, op.baseline, op.text, op.font)
             elif isinstance(op, _BoxOp):
                 draw.rectangle(op.box, fill=_BLACK)
             else:
                 image.paste(op.image, (op.x, op.y))
         return image
+
+
+@functools.lru_cache(maxsize=8192)
+def _glyph(font: ImageFont.FreeTypeFont, char: str) -> tuple[Image.Image | None, int, int, float]:
+    """A character's ink as a mask, its offset from the pen on the baseline, and its advance."""
+    advance = font.getlength(char)
+    left, top, right, bottom = (int(v) for v in font.getbbox(char, anchor="ls"))
+    if right <= left or bottom <= top:
+        return None, 0, 0, advance
+    mask = Image.new("1", (right - left, bottom - top), 0)
+    draw = ImageDraw.Draw(mask)
+    # Monochrome glyph rendering with hinting: what a thermal head can actually print,
+    # crisper than thresholding anti-aliased text.
+    draw.fontmode = "1"
+    draw.text((-left, -top), char, font=font, fill=1, anchor="ls")
+    return mask, left, top, advance
+
+
+def draw_text(
+    image: Image.Image, x: int, baseline: int, text: str, font: ImageFont.FreeTypeFont
+) -> None:
+    """Draw `text` in black on a mode "1" image, its baseline at `baseline`; hold FONT_LOCK.
+
+    Glyphs are rasterised once and pasted from a cache: a receipt repeats the same few hundred
+    characters, and FreeType needs about a millisecond for each line of CJK outlines.
+    """
+    pen = float(x)
+    for char in text:
+        mask, left, top, advance = _glyph(font, char)
+        if mask is not None:
+            image.paste(_BLACK, (round(pen) + left, baseline + top), mask)
+        pen += advance
 
 
 def qr_image(payload: str, max_width: int, min_width: int = _QR_MIN_DOTS) -> Image.Image:
@@ -312,6 +363,42 @@ def qr_image(payload: str, max_width: int, min_width: int = _QR_MIN_DOTS) -> Ima
     dark = np.asarray(code.get_matrix(), dtype=bool)
     dots = np.repeat(np.repeat(~dark, box, axis=0), box, axis=1)  # True is white paper
     return Image.fromarray(dots)
+
+
+def code128_modules(data: str) -> str:
+    """The CODE128 symbol of `data` as modules, "1" dark: python-barcode picks the code sets."""
+    return str(Code128(data).build()[0])
+
+
+def barcode_image(data: str, max_width: int, height: int) -> Image.Image:
+    """The CODE128 symbol of `data` with its quiet zones, in the widest modules (up to 3 dots)
+    that fit `max_width`; raises ValueError when even 1-dot modules do not fit."""
+    modules = code128_modules(data)
+    total = len(modules) + 2 * BARCODE_QUIET
+    module = min(3, max_width // total)
+    if module < 1:
+        raise ValueError(f"a CODE128 symbol of {len(data)} characters is wider than the paper")
+    quiet = np.zeros(BARCODE_QUIET, dtype=bool)
+    dark = np.concatenate(
+        [quiet, np.frombuffer(modules.encode(), dtype=np.uint8) == ord("1"), quiet]
+    )
+    row = np.repeat(~dark, module)  # True is white paper
+    return Image.fromarray(np.tile(row, (height, 1)))
+
+
+def line_image(
+    text: str, width_dots: int, x: int | None, size: int, bold: bool = False
+) -> Image.Image:
+    """One line of text as a mode "1" image `width_dots` wide (at `x`, or centred when None):
+    what a printer without the glyph in its font ROM gets instead of the characters."""
+    with FONT_LOCK:
+        font = cjk_font(size, bold)
+        ascent, descent = font.getmetrics()
+        image = Image.new("1", (width_dots, ascent + descent), _WHITE)
+        if x is None:
+            x = max(0, (width_dots - round(font.getlength(text))) // 2)
+        draw_text(image, x, ascent, text, font)
+        return image
 
 
 def _receipt_line(sheet: _Sheet, line: ReceiptLine, sizes: _Sizes) -> None:
@@ -342,6 +429,15 @@ def _receipt_line(sheet: _Sheet, line: ReceiptLine, sizes: _Sizes) -> None:
         sheet.paragraph(line.text, body)
 
 
+def _number_barcode(number: str, max_width: int, height: int) -> Image.Image | None:
+    try:
+        return barcode_image(number, max_width, height)
+    except ValueError:
+        # A number too long for a scannable symbol: the digits above it still say it.
+        log.warning("receipt number of %d characters: no barcode fits the paper", len(number))
+        return None
+
+
 def _fitting_font(text: str, sizes: _Sizes, sheet: _Sheet) -> ImageFont.FreeTypeFont:
     """The largest bold font, down to the body size, that keeps `text` on one line."""
     for size in range(sizes.number, sizes.body, -1):
@@ -365,6 +461,10 @@ def render_receipt(receipt: Receipt, width_dots: int = WIDTH_80MM) -> Image.Imag
         sheet.space(sizes.body // 2)
         sheet.paragraph(receipt.number, _fitting_font(receipt.number, sizes, sheet), center=True)
         sheet.space(sizes.body // 4)
+        symbol = _number_barcode(receipt.number, sheet.content_width, sizes.barcode)
+        if symbol is not None:
+            sheet.image(symbol)
+            sheet.space(sizes.body // 4)
         sheet.rule(2)
         sheet.space(sizes.body // 4)
         for line in receipt.lines:
@@ -386,4 +486,40 @@ def render_receipt_png(receipt: Receipt, width_dots: int = WIDTH_80MM) -> bytes:
     """The receipt image as PNG bytes (deterministic for the same receipt and width)."""
     buffer = io.BytesIO()
     render_receipt(receipt, width_dots).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def render_ticket(ticket: QueueTicket, width_dots: int = WIDTH_80MM) -> Image.Image:
+    """The queue ticket as a mode "1" image `width_dots` wide, Chinese with English beneath."""
+    if width_dots < 240:
+        raise ValueError(f"width_dots={width_dots}: a ticket needs at least 240 dots")
+    sizes = _sizes(width_dots)
+    with FONT_LOCK:
+        sheet = _Sheet(width_dots, sizes.margin)
+        sheet.paragraph(ticket.hall.zh, cjk_font(sizes.subtitle), center=True)
+        sheet.paragraph(ticket.hall.en, cjk_font(sizes.small), center=True)
+        sheet.space(sizes.body // 2)
+        title = f"{TICKET_TITLE.zh} {TICKET_TITLE.en}"
+        sheet.paragraph(title, cjk_font(sizes.heading, bold=True), center=True)
+        sheet.paragraph(ticket.number, cjk_font(sizes.number * 3, bold=True), center=True)
+        sheet.space(sizes.body // 4)
+        sheet.rule(2)
+        sheet.space(sizes.body // 4)
+        body, small = cjk_font(sizes.body), cjk_font(sizes.small)
+        for row in ticket.rows():
+            sheet.paragraph(f"{row.label.zh} {row.label.en}：{row.value.zh}", body)
+            if row.value.en != row.value.zh:
+                sheet.paragraph(row.value.en, small)
+        sheet.space(sizes.body // 2)
+        sheet.paragraph(TICKET_NOTICE.zh, body, center=True)
+        sheet.paragraph(TICKET_NOTICE.en, small, center=True)
+        sheet.space(sizes.body)
+        sheet.dashed_cut(dash=max(6, width_dots // 48), gap=max(4, width_dots // 72), thickness=2)
+        return sheet.draw()
+
+
+def render_ticket_png(ticket: QueueTicket, width_dots: int = WIDTH_80MM) -> bytes:
+    """The ticket image as PNG bytes."""
+    buffer = io.BytesIO()
+    render_ticket(ticket, width_dots).save(buffer, format="PNG")
     return buffer.getvalue()

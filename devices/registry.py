@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,6 @@ from kiosk.ports import DocumentCamera, IdDocumentReader, ReceiptPrinter
 log = logging.getLogger(__name__)
 
 SIMULATED = "simulated"
-SIMULATED_PRINTER_URL = "simulated://"
 
 
 class DeviceConfigError(ValueError):
@@ -35,11 +35,11 @@ class Devices:
     printer: ReceiptPrinter
 
     def close(self) -> None:
-        """Stop the reader and release the camera; idempotent."""
-        try:
-            self.id_reader.stop()
-        finally:
-            self.camera.close()
+        """Stop the reader, release the camera and the printer; idempotent."""
+        with ExitStack() as stack:  # each closes even if an earlier one raised
+            stack.callback(self.printer.close)
+            stack.callback(self.camera.close)
+            stack.callback(self.id_reader.stop)
 
 
 # One function per device, one branch per driver: a real driver is one more `if` here. Drivers
@@ -63,25 +63,27 @@ def _camera(config: DevicesConfig) -> DocumentCamera:
 
 
 def _printer(config: DevicesConfig, data_dir: Path) -> ReceiptPrinter:
-    if config.printer == SIMULATED_PRINTER_URL:
-        from devices.simulated_printer import SimulatedPrinter
+    # Every URL form, simulated:// included, goes through the one ESC/POS printer code path.
+    from devices.printer.connection import PrinterUrlError
+    from devices.printer.factory import build_printer
 
-        return SimulatedPrinter(job_dir=data_dir / "printer-sim")
-    raise _not_available("printer", config.printer, "ESC/POS printer", SIMULATED_PRINTER_URL)
+    try:
+        return build_printer(config.printer, data_dir)
+    except PrinterUrlError as exc:
+        raise DeviceConfigError(f"devices.printer = {config.printer!r}: {exc}") from None
 
 
 def build_devices(config: Config, data_dir: Path) -> Devices:
     """Build every device `config.devices` asks for; raises DeviceConfigError."""
     devices = config.devices
-    # The printer and the reader hold nothing open until used; the camera must not be left
-    # open when a later value is bad.
-    printer = _printer(devices, data_dir)
-    camera = _camera(devices)
-    try:
+    with ExitStack() as opened:
+        # A bad later value must not leave an earlier device open.
+        printer = _printer(devices, data_dir)
+        opened.callback(printer.close)
+        camera = _camera(devices)
+        opened.callback(camera.close)
         id_reader = _id_reader(devices)
-    except BaseException:
-        camera.close()
-        raise
+        opened.pop_all()
     log.info(
         "devices: id_reader=%s camera=%s printer=%s",
         devices.id_reader,

@@ -149,6 +149,9 @@ class ReceiptPrinter(Protocol):
     def print_receipt(self, receipt: Receipt) -> PrintResult:
         """Print; never raises for printer trouble (reported in the result)."""
 
+    def close(self) -> None:
+        """Release the connection (and stop a simulator); idempotent."""
+
 
 # Platform -------------------------------------------------------------------------------------
 

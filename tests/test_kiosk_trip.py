@@ -14,7 +14,7 @@ from pytestqt.qtbot import QtBot
 
 from devices.simulated_camera import SimulatedCamera
 from devices.simulated_idreader import SimulatedIdReader
-from devices.simulated_printer import SimulatedPrinter
+from devices.printer.factory import SimulatedEscposPrinter
 from kiosk.application import Status
 from kiosk.catalog import load_shipped_catalog
 from kiosk.config import Config, SessionConfig, StorageConfig
@@ -88,8 +88,10 @@ def test_whole_trip_for_every_bundle(kiosk: Kiosk, driver: KioskDriver, thing_id
     assert payload["answers"] == flow.form.normalize(flow.session.answers)
     # The screen shows the printed receipt; its QR code leads to the progress page.
     printer = kiosk.devices.printer
-    assert isinstance(printer, SimulatedPrinter)
-    assert printer.jobs and printer.jobs[-1] == kiosk.ctx.receipt_png
+    assert isinstance(printer, SimulatedEscposPrinter)
+    jobs = printer.simulator.jobs
+    assert jobs and jobs[-1].data == printer.receipt_job(result.receipt)
+    assert kiosk.ctx.receipt_png == printer.render(result.receipt)
     assert result.receipt_number in decode_qr(kiosk.ctx.receipt_png)
     assert kiosk.storage.times_printed(result.application_id) == 1
     # Only the review step ever showed the full number; no hidden page keeps it now.
@@ -198,10 +200,10 @@ def test_three_failed_reads_offer_staff_help(kiosk: Kiosk, driver: KioskDriver) 
 
 def test_out_of_paper_still_shows_the_receipt(kiosk: Kiosk, driver: KioskDriver) -> None:
     printer = kiosk.devices.printer
-    assert isinstance(printer, SimulatedPrinter)
-    printer.set_paper_out(True)
+    assert isinstance(printer, SimulatedEscposPrinter)
+    printer.simulator.set_paper_out(True)
     driver.whole_trip("social_security_card")
-    assert printer.jobs == []
+    assert printer.simulator.all_jobs == []
     assert kiosk.ctx.receipt_printed is False
     result = kiosk.flow.session.result
     assert result is not None and result.receipt_number in decode_qr(kiosk.ctx.receipt_png)

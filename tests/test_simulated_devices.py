@@ -16,11 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from devices.printer.factory import SimulatedEscposPrinter, build_escpos_printer
 from devices.receipt_image import FONT_LOCK, cjk_font, render_receipt, render_receipt_png, wrap_text
 from devices.registry import DeviceConfigError, Devices, build_devices
 from devices.simulated_camera import Aspect, SimulatedCamera
 from devices.simulated_idreader import UNREADABLE_KEY, UNREADABLE_REASON, SimulatedIdReader
-from devices.simulated_printer import SimulatedPrinter
 from kiosk.config import Config, DevicesConfig
 from kiosk.demo import DEMO_CARDS
 from kiosk.i18n import Text
@@ -293,48 +293,58 @@ def test_rendering_is_deterministic() -> None:
 
 
 # Printer --------------------------------------------------------------------------------------
+# The simulated printer is an EscposPrinter over tcp:// to a SimulatedNetworkPrinter; the wire
+# level is tested in test_printer_connection.py, this is the view from the port.
 
 
-def test_paper_out_prints_nothing_but_still_renders(tmp_path: Path) -> None:
-    printer = SimulatedPrinter(job_dir=tmp_path)
-    printer.set_paper_out(True)
-    result = printer.print_receipt(SHORT)
+@pytest.fixture
+def sim_printer(tmp_path: Path) -> Iterator[SimulatedEscposPrinter]:
+    printer = build_escpos_printer("simulated://", tmp_path)
+    assert isinstance(printer, SimulatedEscposPrinter)
+    yield printer
+    printer.close()
+
+
+def test_paper_out_prints_nothing_but_still_renders(sim_printer: SimulatedEscposPrinter) -> None:
+    sim_printer.simulator.set_paper_out(True)
+    result = sim_printer.print_receipt(SHORT)
     assert not result.printed
     assert result.status.paper_out
     assert "paper out" in result.detail
     assert result.image_png.startswith(b"\x89PNG")
-    assert printer.jobs == []
-    assert list(tmp_path.iterdir()) == []
+    assert sim_printer.simulator.all_jobs == []
+    assert sim_printer.job_dir is not None and not sim_printer.job_dir.exists()
 
 
-def test_ready_printer_stores_the_job(tmp_path: Path) -> None:
-    printer = SimulatedPrinter(job_dir=tmp_path / "jobs")
-    result = printer.print_receipt(SHORT)
+def test_ready_printer_stores_the_job(sim_printer: SimulatedEscposPrinter) -> None:
+    result = sim_printer.print_receipt(SHORT)
     assert result.printed
-    assert printer.jobs == [result.image_png]
-    assert result.image_png == printer.render(SHORT)
-    assert (tmp_path / "jobs" / "job-0001.png").read_bytes() == result.image_png
-    printer.print_receipt(SHORT)
-    assert sorted(p.name for p in (tmp_path / "jobs").iterdir()) == [
+    assert result.image_png == sim_printer.render(SHORT)
+    assert [job.data for job in sim_printer.simulator.jobs] == [sim_printer.receipt_job(SHORT)]
+    sim_printer.print_receipt(SHORT)
+    assert sim_printer.job_dir is not None
+    assert sorted(p.name for p in sim_printer.job_dir.iterdir()) == [
+        "job-0001.bin",
         "job-0001.png",
+        "job-0002.bin",
         "job-0002.png",
     ]
 
 
-def test_printer_faults_and_recovery() -> None:
-    printer = SimulatedPrinter()
-    printer.set_cover_open(True)
-    assert not printer.status().ready
-    assert not printer.print_receipt(SHORT).printed
-    printer.set_cover_open(False)
-    printer.set_online(False)
-    assert printer.print_receipt(SHORT).detail == "offline"
-    printer.set_online(True)
-    printer.set_paper_near_end(True)
-    result = printer.print_receipt(SHORT)
+def test_printer_faults_and_recovery(sim_printer: SimulatedEscposPrinter) -> None:
+    sim = sim_printer.simulator
+    sim.set_cover_open(True)
+    assert not sim_printer.status().ready
+    assert not sim_printer.print_receipt(SHORT).printed
+    sim.set_cover_open(False)
+    sim.set_online(False)
+    assert sim_printer.print_receipt(SHORT).detail == "offline"
+    sim.set_online(True)
+    sim.set_paper_near_end(True)
+    result = sim_printer.print_receipt(SHORT)
     assert result.printed
     assert result.status.paper_near_end
-    assert len(printer.jobs) == 1
+    assert len(sim.jobs) == 1
 
 
 # Camera ---------------------------------------------------------------------------------------
@@ -374,7 +384,7 @@ def test_default_config_gives_the_simulators(tmp_path: Path) -> None:
         assert isinstance(devices, Devices)
         assert isinstance(devices.id_reader, SimulatedIdReader)
         assert isinstance(devices.camera, SimulatedCamera)
-        assert isinstance(devices.printer, SimulatedPrinter)
+        assert isinstance(devices.printer, SimulatedEscposPrinter)
         assert devices.printer.job_dir == tmp_path / "printer-sim"
     finally:
         devices.close()
@@ -383,10 +393,16 @@ def test_default_config_gives_the_simulators(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("printer", "tcp://192.0.2.10:9100"), ("camera", "0"), ("id_reader", "/dev/ttyUSB0")],
+    [("camera", "0"), ("id_reader", "/dev/ttyUSB0")],
 )
 def test_unknown_device_value_names_the_key(tmp_path: Path, key: str, value: str) -> None:
     config = Config(devices=replace(DevicesConfig(), **{key: value}))
     with pytest.raises(DeviceConfigError, match=f"devices\\.{key}") as caught:
         build_devices(config, tmp_path)
     assert "not installed" in str(caught.value)
+
+
+def test_bad_printer_url_names_the_key(tmp_path: Path) -> None:
+    config = Config(devices=replace(DevicesConfig(), printer="lpt://1"))
+    with pytest.raises(DeviceConfigError, match=r"devices\.printer"):
+        build_devices(config, tmp_path)
