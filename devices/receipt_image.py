@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import qrcode
-from barcode.codex import Code128  # type: ignore[import-untyped]
+from barcode.codex import Code128
 from PIL import Image, ImageDraw, ImageFont
 
 from kiosk.receipt import Receipt, ReceiptLine
