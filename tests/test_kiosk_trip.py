@@ -12,14 +12,15 @@ import pytest
 from PySide6.QtWidgets import QApplication, QLabel, QLineEdit, QPushButton, QWidget
 from pytestqt.qtbot import QtBot
 
+from devices.printer.factory import SimulatedEscposPrinter
 from devices.simulated_camera import SimulatedCamera
 from devices.simulated_idreader import SimulatedIdReader
-from devices.printer.factory import SimulatedEscposPrinter
 from kiosk.application import Status
 from kiosk.catalog import load_shipped_catalog
 from kiosk.config import Config, SessionConfig, StorageConfig
 from kiosk.demo import DEMO_CARDS
 from kiosk.flow import Step
+from kiosk.ports import CardPlaced, CardRead, CardRemoved
 from ui.app import Kiosk, build_kiosk
 from ui.driver import KioskDriver
 
@@ -180,10 +181,21 @@ def test_expired_card_and_card_pulled_mid_read(
     assert "2020-05-04" in driver.find("notice", QLabel).text()
     reader = kiosk.devices.id_reader
     assert isinstance(reader, SimulatedIdReader)
-    reader.tap("adult")
-    qtbot.wait(50)
-    reader.pull()  # the applicant snatches the card back before the read finishes
-    qtbot.wait(600)
+    # The applicant snatches the card back once the reader has seen it, before the read ends.
+    with qtbot.waitSignal(
+        kiosk.bridge.reader_event,
+        check_params_cb=lambda event: isinstance(event, CardPlaced),
+        timeout=5000,
+    ):
+        reader.tap("adult")
+    with qtbot.waitSignal(
+        kiosk.bridge.reader_event,
+        check_params_cb=lambda event: isinstance(event, CardRemoved | CardRead),
+        timeout=5000,
+    ) as removed:
+        reader.pull()
+    assert isinstance(removed.args[0], CardRemoved)
+    qtbot.wait(100)  # nothing more may arrive: no late CardRead
     assert kiosk.flow.step is Step.IDENTIFY and kiosk.flow.session.identity is None
     assert kiosk.flow.session.answers == {}
     driver.tap_card("adult")
