@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kiosk.config import Config, DevicesConfig
-from kiosk.ports import DocumentCamera, IdDocumentReader, ReceiptPrinter
+from kiosk.ports import DocumentCamera, IdDocumentReader, ReceiptPrinter, SmartCardReader
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +33,16 @@ class Devices:
     id_reader: IdDocumentReader
     camera: DocumentCamera
     printer: ReceiptPrinter
+    smart_card: SmartCardReader | None = None  # None: devices.smart_card = "none"
 
     def close(self) -> None:
-        """Stop the reader, release the camera and the printer; idempotent."""
+        """Stop the readers, release the camera and the printer; idempotent."""
         with ExitStack() as stack:  # each closes even if an earlier one raised
             stack.callback(self.printer.close)
             stack.callback(self.camera.close)
             stack.callback(self.id_reader.stop)
+            if self.smart_card is not None:
+                stack.callback(self.smart_card.stop)
 
 
 # One function per device, one branch per driver: a real driver is one more `if` here. Drivers
@@ -73,6 +76,17 @@ def _printer(config: DevicesConfig, data_dir: Path) -> ReceiptPrinter:
         raise DeviceConfigError(f"devices.printer = {config.printer!r}: {exc}") from None
 
 
+def _smart_card(config: DevicesConfig) -> SmartCardReader | None:
+    if config.smart_card == "none":
+        return None
+    if config.smart_card == "pcsc":
+        # pyscard is loaded only when chosen; the reader holds nothing until start().
+        from devices.pcsc.reader import PcscCardReader
+
+        return PcscCardReader()
+    raise DeviceConfigError(f"devices.smart_card = {config.smart_card!r}: use 'none' or 'pcsc'")
+
+
 def build_devices(config: Config, data_dir: Path) -> Devices:
     """Build every device `config.devices` asks for; raises DeviceConfigError."""
     devices = config.devices
@@ -83,11 +97,13 @@ def build_devices(config: Config, data_dir: Path) -> Devices:
         camera = _camera(devices)
         opened.callback(camera.close)
         id_reader = _id_reader(devices)
+        smart_card = _smart_card(devices)
         opened.pop_all()
     log.info(
-        "devices: id_reader=%s camera=%s printer=%s",
+        "devices: id_reader=%s camera=%s printer=%s smart_card=%s",
         devices.id_reader,
         devices.camera,
         devices.printer,
+        devices.smart_card,
     )
-    return Devices(id_reader=id_reader, camera=camera, printer=printer)
+    return Devices(id_reader=id_reader, camera=camera, printer=printer, smart_card=smart_card)

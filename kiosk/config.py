@@ -44,7 +44,7 @@ class DevicesConfig:
     id_reader: str = "simulated"  # "simulated", or a serial device (later issue)
     camera: str = "simulated"  # "simulated", or a camera index or path (later issue)
     printer: str = "simulated://"  # printer URL: simulated://, tcp://host:9100, ...
-    smart_card: str = "none"  # "none" or "pcsc" (later issue)
+    smart_card: str = "none"  # "none" or "pcsc"
 
 
 @dataclass(frozen=True)

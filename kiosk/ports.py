@@ -6,13 +6,20 @@ its thread (ui/bridge.py does it with queued Qt signals).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
+from kiosk.catalog import Aspect as Aspect  # re-exported: the camera port speaks it
 from kiosk.i18n import Text
 from kiosk.identity import IdentityDocument
 from kiosk.receipt import Receipt
+
+if TYPE_CHECKING:
+    # Only for annotations: the core never needs numpy at run time.
+    import numpy as np
+    from numpy.typing import NDArray
 
 # ID document reader ---------------------------------------------------------------------------
 
@@ -76,23 +83,82 @@ class SupportsDemoCards(Protocol):
 
 # Smart card reader (PC/SC) --------------------------------------------------------------------
 
+SmartCardKind = Literal["staff_badge", "bank_card", "social_security_card", "unknown"]
+
+
+@dataclass(frozen=True)
+class SmartCardReaderAdded:
+    """A PC/SC reader appeared (plugged in, or pcscd came up)."""
+
+    reader: str
+
+
+@dataclass(frozen=True)
+class SmartCardReaderRemoved:
+    """A PC/SC reader went away (unplugged, or pcscd stopped)."""
+
+    reader: str
+
 
 @dataclass(frozen=True)
 class SmartCardSeen:
+    """A card was inserted and read. Bank data is masked before it gets here."""
+
     reader: str
     atr: bytes
-    uid: bytes = b""
+    uid: bytes = b""  # staff badges only: a bank card's UID is never passed on
+    kind: SmartCardKind = "unknown"
+    masked_pan: str = ""  # 6217 **** **** 1234, bank and social security cards
+    expiry: dt.date | None = None  # of the payment application (5F24, or track 2)
+    masked_card_number: str = ""  # 社会保障卡卡号, A******78
+    elapsed_ms: float = field(default=0.0, compare=False)
+
+
+@dataclass(frozen=True)
+class SmartCardFailed:
+    """A card was inserted but could not be read; `reason` is for the technician, no card data."""
+
+    reader: str
+    atr: bytes
+    reason: str
+
+
+@dataclass(frozen=True)
+class SmartCardRemoved:
+    """The card left the reader (after a read, during one, or with its reader)."""
+
+    reader: str
+
+
+SmartCardEvent = (
+    SmartCardReaderAdded
+    | SmartCardReaderRemoved
+    | SmartCardSeen
+    | SmartCardFailed
+    | SmartCardRemoved
+)
+SmartCardListener = Callable[[SmartCardEvent], None]
 
 
 class SmartCardReader(Protocol):
-    """PC/SC readers: staff badges, bank and social-security cards (a later issue)."""
+    """PC/SC readers: staff badges, bank and social security cards (devices/pcsc)."""
 
-    def start(self, listener: Callable[[SmartCardSeen | None], None]) -> None: ...
+    def start(self, listener: SmartCardListener) -> None:
+        """Watch readers and cards; `listener` runs on the driver's threads, one at a time."""
 
-    def stop(self) -> None: ...
+    def stop(self) -> None:
+        """Stop watching; idempotent; the listener is not called after it returns."""
 
 
 # Document camera ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CaptureIssue:
+    """Something the quality checks found on a page, in words for the applicant."""
+
+    code: str  # blurred, glare, not_in_view, too_small, too_skewed, no_page
+    message: Text
 
 
 @dataclass(frozen=True)
@@ -102,6 +168,30 @@ class CapturedPage:
     jpeg: bytes = field(repr=False)
     width: int
     height: int
+    # Empty when the page passed every check; a manual capture keeps a page that did not.
+    issues: tuple[CaptureIssue, ...] = ()
+
+
+@dataclass(frozen=True)
+class PreviewFrame:
+    """A low-resolution live frame for the screen and for finding the page (BGR, uint8)."""
+
+    pixels: NDArray[np.uint8] = field(repr=False)  # height × width × 3
+    timestamp: float  # time.monotonic() when it was grabbed
+
+
+@dataclass(frozen=True)
+class CameraLost:
+    reason: str  # for the technician's log
+
+
+@dataclass(frozen=True)
+class CameraBack:
+    """The camera gave frames again after being lost."""
+
+
+CameraEvent = CameraLost | CameraBack
+CameraListener = Callable[[CameraEvent], None]
 
 
 class CameraError(RuntimeError):
@@ -109,10 +199,16 @@ class CameraError(RuntimeError):
 
 
 class DocumentCamera(Protocol):
-    def capture(
-        self, material_id: str, aspect: Literal["a4", "id_card", "free"], label: str
-    ) -> CapturedPage:
+    """A document camera (高拍仪) or its simulator; safe to call from two threads at once."""
+
+    def preview(self) -> PreviewFrame:
+        """The next live frame; raises CameraError while the camera is gone."""
+
+    def capture(self, material_id: str, aspect: Aspect, label: str) -> CapturedPage:
         """Capture one straightened page of a material; raises CameraError."""
+
+    def set_listener(self, listener: CameraListener | None) -> None:
+        """Report CameraLost and CameraBack to `listener`, from whichever thread notices."""
 
     def close(self) -> None: ...
 
