@@ -11,9 +11,28 @@ _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{4})\d{10}(\d{3}[\dXx])(?![0-9A-Za-
 _MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
 
 
+_CARD_NUMBER = re.compile(r"(?<!\d)\d{13,19}(?!\d)")
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        n = int(ch) * (2 if i % 2 else 1)
+        total += n - 9 if n > 9 else n
+    return total % 10 == 0
+
+
+def _mask_card(match: re.Match[str]) -> str:
+    digits = match.group(0)
+    if not _luhn_ok(digits):
+        return digits
+    return digits[:4] + "*" * (len(digits) - 8) + digits[-4:]
+
+
 def redact(text: str) -> str:
-    """Mask anything shaped like an 18-character ID number or a mobile number."""
+    """Mask anything shaped like an ID number, a bank card number or a mobile number."""
     text = _ID_NUMBER.sub(lambda m: m.group(1) + "*" * 10 + m.group(2), text)
+    text = _CARD_NUMBER.sub(_mask_card, text)
     return _MOBILE.sub(lambda m: m.group(1) + "****" + m.group(2), text)
 
 

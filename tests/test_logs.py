@@ -14,6 +14,10 @@ def test_redact_masks_id_and_mobile_numbers_but_not_receipt_numbers() -> None:
     assert "11010519491231002X" not in out and "1101**********002X" in out
     assert "13812345678" not in out and "138****5678" in out
     assert "HZ01-K01-20261127-0001" in out
+    pan = "6217002870012345672"  # passes the Luhn check
+    assert "6217002870012345672" not in redact(f"card {pan}")
+    assert "6217***********5672" in redact(f"card {pan}")
+    assert "1234567890123" in redact("not a card 1234567890123")  # fails Luhn: left alone
 
 
 def test_file_log_never_holds_a_planted_number(tmp_path: Path) -> None:
