@@ -50,11 +50,13 @@ class Devices:
 
 
 def _id_reader(config: DevicesConfig) -> IdDocumentReader:
-    if config.id_reader == SIMULATED:
-        from devices.simulated_idreader import SimulatedIdReader
+    # "simulated" runs the real SAM reader code over a wire-level simulator.
+    from devices.idcard.factory import ReaderSpecError, build_id_reader
 
-        return SimulatedIdReader()
-    raise _not_available("id_reader", config.id_reader, "SAM serial ID card reader", SIMULATED)
+    try:
+        return build_id_reader(config.id_reader)
+    except ReaderSpecError as exc:
+        raise DeviceConfigError(f"devices.id_reader = {config.id_reader!r}: {exc}") from None
 
 
 def _camera(config: DevicesConfig) -> DocumentCamera:

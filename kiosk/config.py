@@ -41,7 +41,7 @@ class SessionConfig:
 
 @dataclass(frozen=True)
 class DevicesConfig:
-    id_reader: str = "simulated"  # "simulated", or a serial device (later issue)
+    id_reader: str = "simulated"  # "simulated" or "serial:///dev/ttyUSB0?baud=115200"
     camera: str = "simulated"  # "simulated", or a camera index or path (later issue)
     printer: str = "simulated://"  # printer URL: simulated://, tcp://host:9100, ...
     smart_card: str = "none"  # "none" or "pcsc"

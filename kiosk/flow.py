@@ -97,6 +97,7 @@ class ApplicantFlow:
         self.step = Step.HOME
         self.session = Session(lang=default_lang)
         self._listeners: list[Listener] = []
+        self.reader_available = True  # device state: outlives sessions
 
     # Plumbing -------------------------------------------------------------------------------
 
@@ -146,8 +147,22 @@ class ApplicantFlow:
     def start(self) -> None:
         """The applicant wants to apply for the chosen thing: ask for the ID card."""
         if self.step is Step.THING:
-            self.session.notice = None
+            self.session.notice = None if self.reader_available else Message("reader_lost")
             self._go(Step.IDENTIFY)
+
+    def reader_lost(self) -> None:
+        """The ID card reader stopped answering: whoever waits at the card step is told."""
+        self.reader_available = False
+        if self.step is Step.IDENTIFY:
+            self.session.notice = Message("reader_lost")
+            self._notify()
+
+    def reader_back(self) -> None:
+        self.reader_available = True
+        notice = self.session.notice
+        if self.step is Step.IDENTIFY and notice is not None and notice.key == "reader_lost":
+            self.session.notice = None
+            self._notify()
 
     def card_placed(self) -> None:
         if self.step is Step.IDENTIFY:

@@ -87,6 +87,10 @@ MESSAGES: dict[str, Text] = {
     "review_incomplete": Text(
         "还有内容没有填好，请返回检查", "Something is still missing: please go back and check"
     ),
+    "reader_lost": Text(
+        "读卡器暂时无法使用，请稍后再试，或请工作人员帮助",
+        "The card reader is not working right now. Try again shortly or ask staff for help",
+    ),
     "read_failed": Text(
         "没有读到证件，请把身份证平放在感应区，不要移动",
         "The card could not be read. Lay it flat on the reader and hold still",

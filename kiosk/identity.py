@@ -54,7 +54,12 @@ def validate_id_number(raw: str) -> str:
     number = normalize_id_number(raw)
     if len(number) != 18:
         raise IdNumberError(Message("id_length"))
-    if not number[:17].isdigit() or not (number[17].isdigit() or number[17] == "X"):
+    # isascii: str.isdigit() also accepts digits such as '²' that int() then refuses.
+    if (
+        not number.isascii()
+        or not number[:17].isdigit()
+        or not (number[17].isdigit() or number[17] == "X")
+    ):
         raise IdNumberError(Message("id_chars"))
     try:
         dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))

@@ -286,3 +286,18 @@ def test_disk_full_tells_the_applicant_and_keeps_earlier_applications(
     monkeypatch.undo()
     assert env.storage.get(first.application_id).receipt_number.endswith("0001")
     assert len(env.storage.list_applications()) == 1
+
+
+def test_a_lost_reader_is_explained_at_the_card_step_and_cleared_when_back(env: Env) -> None:
+    flow = env.flow
+    flow.reader_lost()  # lost while nobody is at the card step
+    flow.choose_thing("retirement")
+    flow.start()
+    assert flow.session.notice is not None and flow.session.notice.key == "reader_lost"
+    flow.reader_back()
+    assert flow.session.notice is None
+    flow.reader_lost()
+    assert flow.session.notice is not None and "读卡器" in flow.session.notice.render("zh")
+    flow.reader_back()
+    flow.card_read(CARD)
+    assert flow.step is Step.FORM

@@ -48,6 +48,7 @@ def test_lower_case_x_and_spaces_are_normalized() -> None:
         ("11010519491231002X1", "id_length"),
         ("1101051949123A002X", "id_chars"),
         ("110105194912310X2X", "id_chars"),
+        ("1²010519491231002X", "id_chars"),  # a digit to str.isdigit, not to int()
         ("110105194902300027", "id_birth_date"),  # 30 February
         ("110105194912310021", "id_checksum"),
     ],
