@@ -40,14 +40,26 @@ def main() -> int:
         lines += [f"| {what} | {m:.2f} | {p:.2f} | {note} |" for what, m, p, note in rows]
         print("\n".join(lines[2:]), flush=True)
         sections.append("\n".join(lines))
-    header = (
-        f"# Benchmark results\n\nRun {dt.datetime.now():%Y-%m-%d %H:%M} on {platform.machine()}, "
-        f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
-        f"{' (quick)' if args.quick else ''}. `make bench` rewrites this file."
+    stamp = (
+        f"_Run {dt.datetime.now():%Y-%m-%d %H:%M} on {platform.machine()}, {os.cpu_count()} "
+        f"cores, Python {sys.version.split()[0]}{' (quick)' if args.quick else ''}._"
     )
-    if not args.only:
-        OUT.write_text(header + "\n\n" + "\n\n".join(sections) + "\n", encoding="utf-8")
+    # Sections of modules not run this time are kept, so one area can be re-measured alone.
+    kept = _sections(OUT.read_text(encoding="utf-8")) if OUT.exists() else {}
+    for section in sections:
+        kept[section.splitlines()[0]] = section.replace("\n\n", f"\n\n{stamp}\n\n", 1)
+    body = "\n\n".join(kept[k] for k in sorted(kept))
+    OUT.write_text(
+        "# Benchmark results\n\n`make bench` rewrites this file; `make bench ARGS=bench_idcard` "
+        "re-measures one area.\n\n" + body + "\n",
+        encoding="utf-8",
+    )
     return 0
+
+
+def _sections(text: str) -> dict[str, str]:
+    parts = text.split("\n## ")[1:]
+    return {f"## {p.splitlines()[0]}": f"## {p.strip()}" for p in parts}
 
 
 if __name__ == "__main__":
