@@ -19,13 +19,6 @@ class DeviceConfigError(ValueError):
     """A [devices] value this build cannot turn into a device; the message names the key."""
 
 
-def _not_available(key: str, value: str, driver: str, simulated: str) -> DeviceConfigError:
-    return DeviceConfigError(
-        f"devices.{key} = {value!r}: the {driver} driver is not installed in this build; "
-        f"use {simulated!r}"
-    )
-
-
 @dataclass
 class Devices:
     """The kiosk's devices, built together and closed together."""
@@ -60,11 +53,14 @@ def _id_reader(config: DevicesConfig) -> IdDocumentReader:
 
 
 def _camera(config: DevicesConfig) -> DocumentCamera:
-    if config.camera == SIMULATED:
-        from devices.simulated_camera import SimulatedCamera
+    # "simulated" renders synthetic frames through the real scanning pipeline; anything else is
+    # a cv2.VideoCapture source (index, /dev/videoN, name, video file or folder of images).
+    from devices.camera_factory import build_camera
 
-        return SimulatedCamera()
-    raise _not_available("camera", config.camera, "OpenCV document camera", SIMULATED)
+    try:
+        return build_camera(config.camera)
+    except ValueError as exc:
+        raise DeviceConfigError(f"devices.camera = {config.camera!r}: {exc}") from None
 
 
 def _printer(config: DevicesConfig, data_dir: Path) -> ReceiptPrinter:

@@ -213,7 +213,7 @@ def test_default_config_gives_the_simulators(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("camera", "0"), ("id_reader", "/dev/ttyUSB0")],  # a bare path: serial://… is required
+    [("camera", ""), ("id_reader", "/dev/ttyUSB0")],  # a bare path: serial://… is required
 )
 def test_unknown_device_value_names_the_key(tmp_path: Path, key: str, value: str) -> None:
     config = Config(devices=replace(DevicesConfig(), **{key: value}))

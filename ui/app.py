@@ -16,7 +16,9 @@ from kiosk.flow import ApplicantFlow, Session, Step
 from kiosk.form import MaterialNeed
 from kiosk.intake import Intake
 from kiosk.ports import (
+    CameraBack,
     CameraError,
+    CameraLost,
     CardPlaced,
     CardRead,
     CardRemoved,
@@ -33,6 +35,7 @@ from kiosk.receipt import Receipt
 from kiosk.storage import Storage
 from sync.simulated import SimulatedPlatform
 from ui.bridge import Bridge
+from ui.camera_view import CameraPreview
 from ui.context import UiContext
 from ui.keyboard import OnScreenKeyboard
 from ui.keyboard import enabled as keyboard_enabled
@@ -71,10 +74,12 @@ class Kiosk:
     window: MainWindow
     worker: ThreadPoolExecutor
     input_watcher: InputWatcher
+    preview: CameraPreview
 
     def close(self) -> None:
         """Stop devices and workers, release the window; the QApplication stays usable."""
         self.devices.id_reader.stop()
+        self.preview.shutdown()
         self.worker.shutdown(wait=True, cancel_futures=True)
         app = QApplication.instance()
         if app is not None:
@@ -96,11 +101,15 @@ def build_kiosk(config: Config, app: QApplication) -> Kiosk:
     intake = Intake(config, storage, catalogs, platform)
     flow = ApplicantFlow(intake, default_lang="en" if config.session.language == "en" else "zh")
     bridge = Bridge()
-    # All device I/O runs on one dedicated thread, never on the GUI thread.
+    # All device I/O runs on one dedicated thread, never on the GUI thread. The camera's live
+    # preview is the exception: it has its own thread (ui.camera_view), and the camera
+    # serialises the two itself.
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devices")
+    preview = CameraPreview(devices.camera, bridge)
 
     def request_capture(need: MaterialNeed) -> None:
         label = need.definition.name.get(flow.session.lang)
+        preview.captured()  # whatever lies on the table now is being taken: not again
         future = worker.submit(devices.camera.capture, need.id, need.definition.aspect, label)
 
         def done(f: Future[object]) -> None:
@@ -143,11 +152,22 @@ def build_kiosk(config: Config, app: QApplication) -> Kiosk:
             log.info("card removed")
         elif isinstance(event, ReaderLost):
             log.error("ID card reader lost: %s", event.reason)
+            flow.reader_lost()
         elif isinstance(event, ReaderBack):
             log.info("ID card reader back")
+            flow.reader_back()
 
     bridge.reader_event.connect(on_reader_event)
     reader.start(bridge.on_reader_event)
+
+    def on_camera_event(event: object) -> None:
+        if isinstance(event, CameraLost):
+            log.error("document camera lost: %s", event.reason)
+        elif isinstance(event, CameraBack):
+            log.info("document camera back")
+
+    bridge.camera_event.connect(on_camera_event)
+    devices.camera.set_listener(bridge.on_camera_event)
 
     def print_receipt(receipt: Receipt) -> None:
         try:
@@ -162,6 +182,11 @@ def build_kiosk(config: Config, app: QApplication) -> Kiosk:
         bridge.receipt_ready.emit(result)
 
     def on_flow_changed(step: Step, session: Session) -> None:
+        # The camera looks at the table only while the applicant is at the materials step.
+        if step is Step.MATERIALS:
+            preview.start()
+        else:
+            preview.stop()
         if step is Step.RECEIPT and session.result is not None and not ctx.receipt_png:
             ctx.receipt_printed = False
             worker.submit(print_receipt, session.result.receipt)
@@ -196,4 +221,5 @@ def build_kiosk(config: Config, app: QApplication) -> Kiosk:
         window,
         worker,
         input_watcher,
+        preview,
     )

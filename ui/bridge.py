@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
-from kiosk.ports import ReaderEvent
+from kiosk.ports import CameraEvent, ReaderEvent
 
 
 class Bridge(QObject):
@@ -16,7 +16,15 @@ class Bridge(QObject):
     # One immutable object per event rather than (bytes, bool, str): plain values crossing
     # threads in queued connections have tripped refcount bugs in PySide6.
     receipt_ready = Signal(object)  # a kiosk.ports.PrintResult
+    camera_event = Signal(object)  # a kiosk.ports.CameraEvent (CameraLost, CameraBack)
+    # A ui.camera_view.PreviewUpdate while the live preview runs; None once it has stopped
+    # (the screen then drops the last picture: it may show someone's document).
+    preview_updated = Signal(object)
 
     def on_reader_event(self, event: ReaderEvent) -> None:
         """A ReaderListener: safe to call from the reader's thread."""
         self.reader_event.emit(event)
+
+    def on_camera_event(self, event: CameraEvent) -> None:
+        """A CameraListener: safe to call from any camera thread."""
+        self.camera_event.emit(event)

@@ -5,13 +5,22 @@ from __future__ import annotations
 from functools import partial
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QPixmap
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtGui import QPixmap, QResizeEvent
+from PySide6.QtWidgets import (
+    QBoxLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from kiosk.flow import Session, Step
 from kiosk.form import MaterialNeed
-from kiosk.i18n import Lang
+from kiosk.i18n import Lang, Text
 from kiosk.ports import CapturedPage
+from ui.camera_view import AutoState, CameraView, PreviewUpdate
 from ui.context import UiContext
 from ui.screens.base import Screen
 from ui.screens.thing import form_words
@@ -31,6 +40,44 @@ from ui.screens.words import (
 THUMB_HEIGHT = 120
 CAPTURE_PATIENCE_MS = 30_000  # give the scan button back if the camera never answers
 
+# This step's words for the live camera and the pages taken (they could join words.py).
+CAMERA_WORDS: dict[str, Text] = {
+    "retake": Text("重拍", "Retake"),
+    "target": Text("自动拍摄：{name}，第 {n} 页", "Taking next: {name}, page {n}"),
+    "target_done": Text(
+        "需要的页都拍好了。要补拍，请点材料下面的“再拍一页”",
+        "All pages are taken. To add one, tap Scan another page below",
+    ),
+    "auto_hint": Text(
+        "放好后不要动，会自动拍摄；也可以点“拍摄”",
+        "Lay it down and hold still: it is taken by itself, or tap Scan",
+    ),
+}
+# What a page that was kept despite a failed check says under its picture.
+PAGE_ISSUE: dict[str, Text] = {
+    "blurred": Text("可能不清楚，建议重拍", "May be blurred: retake it?"),
+    "glare": Text("有反光，建议重拍", "Glare on the page: retake it?"),
+    "not_in_view": Text("可能没拍全，建议重拍", "May be cut off: retake it?"),
+    "too_small": Text("看起来太小，建议重拍", "Looks too small: retake it?"),
+    "too_skewed": Text("没有放平，建议重拍", "Not lying flat: retake it?"),
+    "no_page": Text("没有找到材料，建议重拍", "No document found: retake it?"),
+}
+ACTIVE_BORDER = "#0B5394"  # the theme's primary colour: pages go to this material
+
+
+def camera_word(key: str, lang: Lang, **params: object) -> str:
+    """This step's camera string `key` in `lang`, formatted with `params`."""
+    template = CAMERA_WORDS[key].get(lang)
+    return template.format(**params) if params else template
+
+
+def page_issue_text(page: CapturedPage, lang: Lang) -> str:
+    """The first thing the checks found on `page`, as advice; empty when it passed."""
+    for found in page.issues:
+        if found.code in PAGE_ISSUE:
+            return "⚠ " + PAGE_ISSUE[found.code].get(lang)
+    return ""
+
 
 def need_title(need: MaterialNeed, lang: Lang) -> str:
     """The material's name and the form to hand in, e.g. 户口簿（复印件）."""
@@ -45,7 +92,7 @@ def used_for(need: MaterialNeed, lang: Lang) -> str:
 
 
 class Thumbnail(QWidget):
-    """One scanned page: a small picture, its page number and a delete button."""
+    """One scanned page: a small picture, its page number, advice, retake and delete."""
 
     def __init__(self, material_id: str, index: int, page: CapturedPage, lang: Lang) -> None:
         super().__init__()
@@ -63,10 +110,16 @@ class Thumbnail(QWidget):
         self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.number = label(w("page_n", lang, n=index + 1), role="muted", wrap=False)
         self.number.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+        advice = page_issue_text(page, lang)
+        self.issue = label(advice, role="error", name=f"issue_{material_id}_{index}")
+        self.issue.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+        self.issue.setVisible(bool(page.issues))
+        self.retake = QPushButton(camera_word("retake", lang))
+        self.retake.setObjectName(f"retake_{material_id}_{index}")
         self.delete = QPushButton(w("delete", lang))
         self.delete.setObjectName(f"delete_{material_id}_{index}")
         self.delete.setProperty("danger", "true")
-        for part in (self.picture, self.number, self.delete):
+        for part in (self.picture, self.number, self.issue, self.retake, self.delete):
             box.addWidget(part)
 
 
@@ -111,6 +164,13 @@ class MaterialCard(QFrame):
         row.addWidget(self.thumbs, 1)
         box.addLayout(row)
 
+    def set_active(self, active: bool) -> None:
+        """Mark this material as the one auto-capture puts the next page in."""
+        rule = f"QFrame#{self.objectName()} {{ border: 4px solid {ACTIVE_BORDER}; }}"
+        wanted = rule if active else ""
+        if self.styleSheet() != wanted:
+            self.setStyleSheet(wanted)
+
     def wipe(self) -> None:
         if self.thumbs is not None:
             for thumb in self.thumbs.findChildren(Thumbnail):
@@ -120,7 +180,12 @@ class MaterialCard(QFrame):
 
 
 class MaterialsScreen(Screen):
-    """Scan what is needed; a page arrives through the flow and shows as a thumbnail."""
+    """Scan what is needed: a live preview that takes pages by itself, or a tap on Scan.
+
+    A page arrives through the flow and shows as a thumbnail with retake and delete. The
+    preview is pinned above the list (beside it in landscape), so the applicant sees the
+    camera wherever the list is scrolled.
+    """
 
     step = Step.MATERIALS
 
@@ -155,17 +220,37 @@ class MaterialsScreen(Screen):
         body.addStretch(1)
         for part in (self._notice, self._capture_error, self._offline):
             part.hide()
+        self._view = CameraView()
+        self._target = label(role="subtitle", name="scan_target")
+        self._auto_hint = label(role="muted", name="auto_hint")
+        self._panel = QWidget()
+        self._panel.setObjectName("camera_panel")
+        panel_box = QVBoxLayout(self._panel)
+        panel_box.setContentsMargins(32, 24, 32, 8)
+        panel_box.setSpacing(8)
+        panel_box.addWidget(self._view)
+        panel_box.addWidget(self._target)
+        panel_box.addWidget(self._auto_hint)
+        panel_box.addStretch(1)
+        outer = self.layout()
+        assert isinstance(outer, QBoxLayout)
+        self._outer = outer
+        outer.insertWidget(0, self._panel)
         self._cards: dict[str, MaterialCard] = {}
         self._built_for: tuple[object, ...] | None = None
         self._lang: Lang = ctx.flow.session.lang
         self._busy: str | None = None  # the material whose capture is under way
         self._busy_pages = 0
+        self._chosen: str | None = None  # the material last scanned by hand
+        self._retake: tuple[str, int] | None = None  # (material, page index) being retaken
+        self._live = False  # a preview frame has been shown since the preview started
         self._patience = QTimer(self)
         self._patience.setSingleShot(True)
         self._patience.setInterval(CAPTURE_PATIENCE_MS)
         self._patience.timeout.connect(self._on_capture_timed_out)
         ctx.bridge.page_captured.connect(self._on_page_captured)
         ctx.bridge.capture_failed.connect(self._on_capture_failed)
+        ctx.bridge.preview_updated.connect(self._on_preview_updated)
 
     # Rendering ------------------------------------------------------------------------------
 
@@ -207,6 +292,10 @@ class MaterialsScreen(Screen):
             self._end_capture()
         for need in to_scan:
             self._show_pages(self._cards[need.id], session.pages.get(need.id, []), lang)
+        self._show_target(to_scan, session, lang)
+        self._panel.setVisible(bool(to_scan))
+        if not self._live:
+            self._view.show_starting(lang)
 
     def _build(self, needs: list[MaterialNeed], lang: Lang) -> None:
         for material_card in self._cards.values():
@@ -237,23 +326,83 @@ class MaterialsScreen(Screen):
         )
         identities = tuple(id(p) for p in pages)
         if identities == material_card.shown_pages:
+            for thumb in material_card.thumbs.findChildren(Thumbnail):
+                thumb.retake.setEnabled(self._busy is None)
             return
         material_card.wipe()
         thumbs: list[QWidget] = []
         for index, page in enumerate(pages):
             thumb = Thumbnail(need.id, index, page, lang)
             thumb.delete.clicked.connect(partial(self._on_delete_clicked, need.id, index))
+            thumb.retake.clicked.connect(partial(self._on_retake_clicked, need.id, index))
+            thumb.retake.setEnabled(self._busy is None)
             thumbs.append(thumb)
         material_card.thumbs.set_items(thumbs)
         material_card.thumbs.setVisible(bool(thumbs))
         material_card.shown_pages = identities
 
+    def _show_target(self, to_scan: list[MaterialNeed], session: Session, lang: Lang) -> None:
+        """Say (and mark) which material the next auto-captured page goes to."""
+        target = self._auto_target(to_scan, session)
+        for need in to_scan:
+            self._cards[need.id].set_active(need.id == target)
+        if target is None:
+            set_text(self._target, camera_word("target_done", lang))
+        else:
+            need = next(n for n in to_scan if n.id == target)
+            number = len(session.pages.get(target, [])) + 1
+            words = camera_word("target", lang, name=need_title(need, lang), n=number)
+            set_text(self._target, words)
+        set_text(self._auto_hint, camera_word("auto_hint", lang))
+
+    def _auto_target(self, to_scan: list[MaterialNeed], session: Session) -> str | None:
+        """Where an auto-captured page goes: the material last scanned by hand while it still
+        needs pages, else the first one that does; None when every one has its pages."""
+
+        def wants(need: MaterialNeed) -> bool:
+            return len(session.pages.get(need.id, [])) < max(need.definition.pages, 1)
+
+        chosen = next((n for n in to_scan if n.id == self._chosen), None)
+        if chosen is not None and wants(chosen):
+            return chosen.id
+        return next((n.id for n in to_scan if wants(n)), None)
+
     def _refresh_buttons(self) -> None:
         self.render(self.ctx.flow.session)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        width, height = event.size().width(), event.size().height()
+        landscape = width > height
+        # Portrait: the preview above the list; landscape: beside it. 4:3 either way.
+        if landscape:
+            self._outer.setDirection(QBoxLayout.Direction.LeftToRight)
+            panel_width = round(width * 0.42)
+            self._panel.setFixedWidth(panel_width)
+            view_height = min(round(height * 0.66), (panel_width - 64) * 3 // 4)
+        else:
+            self._outer.setDirection(QBoxLayout.Direction.TopToBottom)
+            self._panel.setMinimumWidth(0)
+            self._panel.setMaximumWidth(16_777_215)
+            view_height = min(round(height * 0.36), (width - 64) * 3 // 4)
+        self._view.setFixedHeight(max(240, view_height))
 
     # Events ---------------------------------------------------------------------------------
 
     def _on_scan_clicked(self, material_id: str) -> None:
+        if self._cards.get(material_id) is None:
+            return
+        self._chosen = material_id
+        self._retake = None
+        self._start_capture(material_id)
+
+    def _on_retake_clicked(self, material_id: str, index: int) -> None:
+        if self._busy is not None or self._cards.get(material_id) is None:
+            return
+        self._retake = (material_id, index)
+        self._start_capture(material_id)
+
+    def _start_capture(self, material_id: str) -> None:
         material_card = self._cards.get(material_id)
         if self._busy is not None or material_card is None:
             return  # one capture at a time: a second tap must not queue another
@@ -264,24 +413,65 @@ class MaterialsScreen(Screen):
         self._refresh_buttons()
         self.ctx.request_capture(material_card.need)
 
+    def _on_preview_updated(self, update: object) -> None:
+        if not isinstance(update, PreviewUpdate):
+            self._live = False
+            self._view.clear()  # the preview stopped: drop the last picture of a document
+            return
+        if self.ctx.flow.step is not Step.MATERIALS:
+            return
+        self._live = True
+        self._view.show_update(update, self._lang)
+        if update.state is AutoState.READY and self._busy is None:
+            session = self.ctx.flow.session
+            to_scan = [n for n in self.ctx.flow.form.materials(session.answers) if n.to_scan]
+            target = self._auto_target(to_scan, session)
+            if target is not None:
+                self._retake = None
+                self._start_capture(target)
+
     def _on_notice_shown(self) -> None:
         if self._notice.isVisible():
             page_area(self).ensureWidgetVisible(self._notice)
 
     def _on_delete_clicked(self, material_id: str, index: int) -> None:
-        self.ctx.flow.delete_page(material_id, index)
+        if self._busy is None:
+            self.ctx.flow.delete_page(material_id, index)
 
-    def _on_page_captured(self, material_id: str, _page: object) -> None:
+    def _on_page_captured(self, material_id: str, page: object) -> None:
+        retake, self._retake = self._retake, None
         if material_id == self._busy:
             self._end_capture()
             self._capture_error.hide()
+            if retake is not None and retake[0] == material_id:
+                # After the main window has added the page (slot order is not ours to rely on).
+                QTimer.singleShot(0, partial(self._finish_retake, material_id, retake[1], page))
             if self.ctx.flow.step is Step.MATERIALS:
                 self._refresh_buttons()
+
+    def _finish_retake(self, material_id: str, index: int, page: object) -> None:
+        """Put the new page where the retaken one was.
+
+        The flow only appends and deletes, so: delete the old page, then move each page that
+        came after it behind the new one. (A flow.replace_page would make this one call.)
+        """
+        flow = self.ctx.flow
+        pages = flow.session.pages.get(material_id, [])
+        if flow.step is not Step.MATERIALS or not any(p is page for p in pages):
+            return
+        if not 0 <= index < len(pages) - 1:
+            return
+        flow.delete_page(material_id, index)
+        for moved in list(pages[index:-1]):
+            position = next(i for i, p in enumerate(pages) if p is moved)
+            flow.delete_page(material_id, position)
+            flow.add_page(material_id, moved)
 
     def _on_capture_failed(self, material_id: str, _reason: str) -> None:
         # The reason is for the technician's log (the main window logs it), not for the screen.
         if material_id == self._busy:
             self._end_capture()
+            self._retake = None
         if self.ctx.flow.step is not Step.MATERIALS:
             return  # the applicant has moved on: an old failure is no longer news
         set_text(self._capture_error, w("capture_failed", self._lang))
@@ -290,6 +480,7 @@ class MaterialsScreen(Screen):
 
     def _on_capture_timed_out(self) -> None:
         self._end_capture()
+        self._retake = None
         if self.ctx.flow.step is Step.MATERIALS:
             self._refresh_buttons()
 
@@ -299,6 +490,10 @@ class MaterialsScreen(Screen):
 
     def clear(self) -> None:
         self._end_capture()
+        self._chosen = None
+        self._retake = None
+        self._live = False
+        self._view.clear()
         for material_card in self._cards.values():
             material_card.wipe()
         empty_layout(self._scan_box)
@@ -308,3 +503,4 @@ class MaterialsScreen(Screen):
         for part in (self._notice, self._capture_error, self._offline):
             part.clear()
             part.hide()
+        self._target.clear()
