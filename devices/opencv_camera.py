@@ -28,11 +28,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from devices import scanning
+from devices.camera_events import CameraEvents
 from kiosk.ports import (
     Aspect,
     CameraBack,
     CameraError,
-    CameraEvent,
     CameraListener,
     CameraLost,
     CapturedPage,
@@ -227,7 +227,7 @@ class OpenCvCamera:
         self._retry_s = retry_s
         self._clock = clock
         self._lock = threading.Lock()
-        self._listener: CameraListener | None = None
+        self._events = CameraEvents()
         self._opened = False
         self._lost = False
         self._last_try = -float("inf")
@@ -238,17 +238,7 @@ class OpenCvCamera:
 
     def set_listener(self, listener: CameraListener | None) -> None:
         """Report CameraLost / CameraBack to `listener` (from the thread using the camera)."""
-        with self._lock:
-            self._listener = listener
-
-    def _tell(self, event: CameraEvent) -> None:
-        listener = self._listener
-        if listener is None:
-            return
-        try:
-            listener(event)
-        except Exception:  # a listener bug must not break the camera
-            log.exception("camera listener failed on %s", type(event).__name__)
+        self._events.set(listener)
 
     def _lose(self, reason: str) -> CameraError:
         """Note the camera as gone (reporting it once) and give the error to raise."""
@@ -258,7 +248,7 @@ class OpenCvCamera:
         if not self._lost:
             self._lost = True
             log.error("camera %s lost: %s", self.description, reason)
-            self._tell(CameraLost(reason))
+            self._events.tell(CameraLost(reason))
         return CameraError(f"camera not found ({reason})")
 
     # Reading ----------------------------------------------------------------------------------
@@ -291,7 +281,7 @@ class OpenCvCamera:
         if self._lost:
             self._lost = False
             log.info("camera %s back", self.description)
-            self._tell(CameraBack())
+            self._events.tell(CameraBack())
         if frame.ndim == 2:
             frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
         return frame

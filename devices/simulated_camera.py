@@ -19,6 +19,7 @@ from collections.abc import Callable
 import numpy as np
 
 from devices import scanning
+from devices.camera_events import CameraEvents
 from devices.synthetic_docs import (
     FOV_MM,
     BackgroundKind,
@@ -32,7 +33,6 @@ from kiosk.ports import (
     Aspect,
     CameraBack,
     CameraError,
-    CameraEvent,
     CameraListener,
     CameraLost,
     CapturedPage,
@@ -86,7 +86,7 @@ class SimulatedCamera:
         self._pages: dict[str, int] = {}
         self._plugged = True
         self._closed = False
-        self._listener: CameraListener | None = None
+        self._events = CameraEvents()
         # What lies on the table: a page settled long ago until the first capture.
         self._aspect: Aspect = "a4"
         self._material = ""
@@ -99,31 +99,21 @@ class SimulatedCamera:
 
     def set_listener(self, listener: CameraListener | None) -> None:
         """Report CameraLost / CameraBack (here: from the thread calling unplug and plug)."""
-        with self._lock:
-            self._listener = listener
-
-    def _tell(self, event: CameraEvent) -> None:
-        listener = self._listener
-        if listener is None:
-            return
-        try:
-            listener(event)
-        except Exception:  # a listener bug must not break the camera
-            log.exception("camera listener failed on %s", type(event).__name__)
+        self._events.set(listener)
 
     def unplug(self) -> None:
         """Fault trigger: previews and captures raise CameraError until plug()."""
         with self._lock:
             was_plugged, self._plugged = self._plugged, False
         if was_plugged:
-            self._tell(CameraLost("simulated unplug"))
+            self._events.tell(CameraLost("simulated unplug"))
 
     def plug(self) -> None:
         """Undo unplug()."""
         with self._lock:
             was_plugged, self._plugged = self._plugged, True
         if not was_plugged:
-            self._tell(CameraBack())
+            self._events.tell(CameraBack())
 
     def _check(self) -> None:
         if self._closed:
