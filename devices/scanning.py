@@ -91,12 +91,6 @@ def _shrink(image: Image, width: int) -> Image:
     return small
 
 
-def _aspect(quad: NDArray[np.floating]) -> float:
-    sides = np.linalg.norm(np.roll(quad, -1, axis=0) - quad, axis=1)
-    a, b = (sides[0] + sides[2]) / 2, (sides[1] + sides[3]) / 2
-    return float(max(a, b) / max(min(a, b), 1e-6))
-
-
 def _side_samples(
     quad: NDArray[np.floating], count: int, inset: float
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -150,6 +144,8 @@ def _segments(edges: Image) -> NDArray[np.float64]:
     segments: NDArray[np.float64] = np.hstack([points, points[following]])
     length = np.hypot(segments[:, 2] - segments[:, 0], segments[:, 3] - segments[:, 1])
     segments = segments[length >= _MIN_RUN]
+    if len(segments) == 0:
+        return np.zeros((0, 4))
     # A thin chain is traced there and back: keep one copy of each run.
     flip = (segments[:, 0] > segments[:, 2]) | (
         (segments[:, 0] == segments[:, 2]) & (segments[:, 1] > segments[:, 3])
@@ -1100,6 +1096,28 @@ class Scan:
     dpi: int
 
 
+def _find_in_still(still: Image) -> Quad | None:
+    """The page in a large still: found in a half-size copy, then put on the exact edges.
+
+    The same answer as detect_document(still), in about half the time: the outline search
+    and its coarse refinement do not need 8 MP.
+    """
+    height, width = still.shape[:2]
+    if width < 2400:
+        return detect_document(still)
+    half: NDArray[np.uint8] = np.asarray(
+        cv2.resize(still, (width // 2, height // 2), interpolation=cv2.INTER_AREA), np.uint8
+    )
+    found = detect_document(half)
+    if found is None:
+        return None
+    quad = (found.astype(np.float64) + 0.5) * np.array(
+        [width / half.shape[1], height / half.shape[0]]
+    ) - 0.5
+    refined = _refine(still, quad, 4.0)
+    return order_corners(quad if refined is None else refined)
+
+
 def scan(
     still: Image,
     aspect: Aspect,
@@ -1112,7 +1130,7 @@ def scan(
     With no page found the whole frame is kept, so a manual capture always gives something
     the applicant and staff can look at; its quality says no_page.
     """
-    corners = detect_document(still)
+    corners = _find_in_still(still)
     if corners is None:
         height, width = still.shape[:2]
         long_px = round(max(A4_MM) / MM_PER_INCH * dpi)

@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
 
 from devices.receipt_image import FONT_LOCK, cjk_font, wrap_text
+from devices.scanning import order_corners
 
 DocumentKind = Literal["a4_text", "hukou", "id_card", "bank_card", "folded", "square"]
 BackgroundKind = Literal["plain", "wood", "pad", "clutter"]
@@ -563,16 +564,6 @@ class Frame:
     image: Bgr
     corners: NDArray[np.float32] | None
     scene: Scene
-
-
-def order_corners(points: NDArray[np.floating]) -> NDArray[np.float32]:
-    """Four points ordered clockwise on screen, starting top-left (smallest x + y)."""
-    pts = np.asarray(points, dtype=np.float32).reshape(4, 2)
-    centre = pts.mean(axis=0)
-    angles = np.arctan2(pts[:, 1] - centre[1], pts[:, 0] - centre[0])
-    pts = pts[np.argsort(angles)]  # y points down, so increasing angle is clockwise on screen
-    first = int(np.argmin(pts.sum(axis=1)))
-    return np.roll(pts, -first, axis=0).astype(np.float32)
 
 
 def _scale(size: tuple[int, int]) -> float:

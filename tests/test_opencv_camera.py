@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from PySide6.QtWidgets import QApplication, QLabel
 from pytestqt.qtbot import QtBot
 
 from devices import scanning
@@ -16,6 +18,8 @@ from devices.camera_factory import build_camera
 from devices.opencv_camera import OpenCvCamera, find_device
 from devices.simulated_camera import SimulatedCamera
 from devices.synthetic_docs import random_scene, render
+from kiosk.config import Config, StorageConfig
+from kiosk.flow import Step
 from kiosk.ports import (
     CameraBack,
     CameraError,
@@ -25,8 +29,10 @@ from kiosk.ports import (
     DocumentCamera,
     PreviewFrame,
 )
+from ui.app import Kiosk, build_kiosk
 from ui.bridge import Bridge
 from ui.camera_view import CameraPreview, CameraView, PreviewUpdate
+from ui.driver import KioskDriver
 
 
 class Clock:
@@ -262,3 +268,69 @@ def test_the_preview_says_when_the_camera_is_gone(tmp_path: Path, qtbot: QtBot) 
         assert "摄像头" in first.message("zh")
     finally:
         preview.shutdown()
+
+
+# The materials step with the live camera -------------------------------------------------------
+
+
+@pytest.fixture
+def kiosk(qapp: QApplication, tmp_path: Path) -> Iterator[Kiosk]:
+    k = build_kiosk(replace(Config(), storage=StorageConfig(data_dir=str(tmp_path))), qapp)
+    k.window.resize(1080, 1920)
+    k.window.show()
+    yield k
+    k.window.close()
+    k.close()
+
+
+def to_materials(kiosk: Kiosk) -> KioskDriver:
+    driver = KioskDriver(kiosk.window, timeout_s=20)
+    driver.choose("newborn")
+    driver.start()
+    driver.tap_card("adult")
+    driver.fill_form()
+    driver.next(Step.MATERIALS)
+    return driver
+
+
+def pages(kiosk: Kiosk) -> int:
+    return sum(len(p) for p in kiosk.flow.session.pages.values())
+
+
+def test_a_page_lying_still_is_captured_without_a_tap(kiosk: Kiosk) -> None:
+    driver = to_materials(kiosk)
+    view = driver.find("camera_view", CameraView)
+    driver.wait_until(view.showing_outline, "the page outlined in the preview")
+    target = driver.find("scan_target", QLabel).text()
+    assert target.startswith("自动拍摄：")
+    driver.wait_until(lambda: pages(kiosk) == 1, "a page taken by itself")
+    first = kiosk.flow.form.to_scan(kiosk.flow.session.answers)[0]
+    assert len(kiosk.flow.session.pages[first.id]) == 1
+    # The page is not taken again while it lies there; the camera turns it (the simulator).
+    driver.press(f"scan_{first.id}")
+    driver.wait_until(lambda: pages(kiosk) == 2, "the page scanned by hand")
+    driver.press("back")
+    driver.wait_until(lambda: kiosk.flow.step is Step.FORM, "the form again")
+    assert not view.status_text() and not view.showing_outline()  # the picture is gone
+
+
+def test_retake_puts_the_new_page_where_the_old_one_was(kiosk: Kiosk) -> None:
+    driver = to_materials(kiosk)
+    need = next(
+        n for n in kiosk.flow.form.to_scan(kiosk.flow.session.answers) if n.definition.pages >= 2
+    )
+    for expected in (1, 2):
+        driver.press(f"scan_{need.id}")
+        driver.wait_until(
+            lambda e=expected: len(kiosk.flow.session.pages.get(need.id, [])) >= e, "a page"
+        )
+    old_first, second = kiosk.flow.session.pages[need.id][:2]
+    driver.wait_until(lambda: driver.find(f"retake_{need.id}_0").isEnabled(), "retake")
+    driver.press(f"retake_{need.id}_0")
+    driver.wait_until(
+        lambda: kiosk.flow.session.pages[need.id][0] is not old_first, "the retaken page"
+    )
+    QApplication.processEvents()
+    taken = kiosk.flow.session.pages[need.id]
+    assert taken[1] is second and old_first not in taken
+    assert driver.find(f"thumb_{need.id}_0", QLabel).pixmap() is not None

@@ -91,6 +91,18 @@ def test_no_page_is_found_on_a_table_with_none(seed: int) -> None:
     assert scanning.detect_document(frame_of(scene).image) is None
 
 
+def test_blank_and_tiny_frames_have_no_page() -> None:
+    coin = np.full((1200, 1600, 3), 60, np.uint8)
+    cv2.circle(coin, (800, 600), 25, (200, 200, 200), -1)  # edges, but no straight run
+    for frame in (
+        np.zeros((1200, 1600, 3), np.uint8),
+        np.full((960, 1280, 3), 200, np.uint8),
+        np.zeros((40, 60, 3), np.uint8),
+        coin,
+    ):
+        assert scanning.detect_document(frame) is None
+
+
 def test_frames_of_any_size_and_grey_frames_work() -> None:
     scene = clean(3, "a4_text", "pad")
     for size in ((1600, 1200), (800, 600)):

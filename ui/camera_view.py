@@ -51,6 +51,7 @@ WORDS: dict[str, Text] = {
     "taken": Text("拍好了。请放下一页", "Done. Lay down the next page"),
     "lost": Text("摄像头没有连接，请联系工作人员", "The camera is not connected: please ask staff"),
     "starting": Text("正在打开摄像头…", "Starting the camera…"),
+    "manual": Text("要加拍这一页，请点“再拍一页”", "To add this page, tap Scan another page"),
 }
 
 
@@ -65,14 +66,17 @@ class PreviewUpdate:
     progress: float  # 0..1 of the time the page must hold still
     lost: bool = False
 
-    def message(self, lang: Lang) -> str:
-        """What to tell the applicant about this frame."""
+    def message(self, lang: Lang, auto: bool = True) -> str:
+        """What to tell the applicant about this frame; `auto` False: nothing is waiting to
+        be taken by itself (every material has its pages)."""
         if self.lost:
             return WORDS["lost"].get(lang)
         if self.state is AutoState.NO_PAGE:
             return WORDS["no_page"].get(lang)
         if self.issues:
             return self.issues[0].message.get(lang)
+        if not auto and self.state is not AutoState.TAKEN:
+            return WORDS["manual"].get(lang)
         return WORDS[self.state.value].get(lang)
 
 
@@ -252,6 +256,7 @@ class CameraView(QWidget):
         self.setMinimumSize(320, 240)
         self._update: PreviewUpdate | None = None
         self._text = ""
+        self._auto = True
 
     def sizeHint(self) -> QSize:
         return QSize(720, 540)
@@ -262,10 +267,12 @@ class CameraView(QWidget):
     def heightForWidth(self, width: int) -> int:
         return width * 3 // 4
 
-    def show_update(self, update: PreviewUpdate, lang: Lang) -> None:
-        """Show a new frame (cheap: stores it and schedules a paint)."""
+    def show_update(self, update: PreviewUpdate, lang: Lang, auto: bool = True) -> None:
+        """Show a new frame (cheap: stores it and schedules a paint); `auto` False when no
+        page is waiting to be taken by itself (no hold-still bar then)."""
         self._update = update
-        self._text = update.message(lang)
+        self._auto = auto
+        self._text = update.message(lang, auto)
         self.update()
 
     def show_starting(self, lang: Lang) -> None:
@@ -325,7 +332,7 @@ class CameraView(QWidget):
         painter.setPen(pen)
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawPolygon(polygon)
-        if update.state is AutoState.SETTLING and update.progress > 0:
+        if self._auto and update.state is AutoState.SETTLING and update.progress > 0:
             # The hold-still bar fills along the top of the page outline.
             start, end = polygon[0], polygon[1]
             tip = start + (end - start) * update.progress

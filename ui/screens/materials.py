@@ -236,6 +236,7 @@ class MaterialsScreen(Screen):
         assert isinstance(outer, QBoxLayout)
         self._outer = outer
         outer.insertWidget(0, self._panel)
+        outer.setStretch(1, 1)  # the list takes what the camera leaves
         self._cards: dict[str, MaterialCard] = {}
         self._built_for: tuple[object, ...] | None = None
         self._lang: Lang = ctx.flow.session.lang
@@ -421,14 +422,13 @@ class MaterialsScreen(Screen):
         if self.ctx.flow.step is not Step.MATERIALS:
             return
         self._live = True
-        self._view.show_update(update, self._lang)
-        if update.state is AutoState.READY and self._busy is None:
-            session = self.ctx.flow.session
-            to_scan = [n for n in self.ctx.flow.form.materials(session.answers) if n.to_scan]
-            target = self._auto_target(to_scan, session)
-            if target is not None:
-                self._retake = None
-                self._start_capture(target)
+        session = self.ctx.flow.session
+        to_scan = [n for n in self.ctx.flow.form.materials(session.answers) if n.to_scan]
+        target = self._auto_target(to_scan, session)
+        self._view.show_update(update, self._lang, auto=target is not None)
+        if update.state is AutoState.READY and self._busy is None and target is not None:
+            self._retake = None
+            self._start_capture(target)
 
     def _on_notice_shown(self) -> None:
         if self._notice.isVisible():
