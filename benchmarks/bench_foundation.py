@@ -103,6 +103,13 @@ def run(full: bool) -> list[Row]:
     median, p95 = measure(lambda: render_receipt_png(rec, 576), 30)
     rows.append(("Render a receipt to the screen/paper PNG (80 mm, 576 dots)", median, p95, ""))
     median, p95 = measure(lambda: camera.capture("m", "a4", "样张"), 30)
-    rows.append(("Simulated camera: one A4 page as JPEG", median, p95, ""))
+    rows.append(
+        (
+            "Simulated camera: one A4 capture through the scanning pipeline (5 MP still)",
+            median,
+            p95,
+            "",
+        )
+    )
 
     return rows

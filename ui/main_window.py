@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from kiosk.flow import Session, Step
 from kiosk.i18n import Text
 from kiosk.idle import IdlePhase, IdleWatch
+from kiosk.ports import CapturedPage
 from ui.context import UiContext
 from ui.countdown import CountdownOverlay
 from ui.keyboard import OnScreenKeyboard
@@ -203,8 +204,6 @@ class MainWindow(QMainWindow):
         self.flow.set_language("en" if self.flow.session.lang == "zh" else "zh")
 
     def _on_page_captured(self, material_id: str, page: object) -> None:
-        from kiosk.ports import CapturedPage
-
         if isinstance(page, CapturedPage):
             self.flow.add_page(material_id, page)
 
