@@ -49,7 +49,26 @@ class DevicesConfig:
 
 @dataclass(frozen=True)
 class PlatformConfig:
-    url: str = "simulated"  # "simulated" (in-process) or the platform's base URL
+    # "simulated" (in-process, no network), "embedded" (a reference platform on 127.0.0.1
+    # started with the kiosk, enrolled automatically: the demo), or the platform's https URL.
+    url: str = "simulated"
+    ca_file: str = ""  # PEM file of the CA the platform's certificate must chain to (pinned)
+    connect_timeout_s: float = 10.0
+    request_timeout_s: float = 60.0  # per request, and per chunk of an upload
+    lookup_timeout_s: float = 3.0  # e-licence look-up while the applicant waits
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    backoff_base_s: float = 2.0  # full-jitter backoff: random(0, min(cap, base * 2^attempt))
+    backoff_cap_s: float = 300.0
+    breaker_failures: int = 5  # consecutive failures that open the circuit breaker
+    breaker_open_min_s: float = 60.0  # the breaker stays open a random time in [min, max]
+    breaker_open_max_s: float = 300.0
+    startup_delay_max_s: float = 60.0  # random wait after start-up or network return
+    status_poll_s: float = 300.0  # status feed and catalog poll, ±20 %
+    chunk_kib: int = 256  # upload chunk size
+    retention_days: float = 30.0  # sealed data kept this long after the platform's receipt
 
 
 @dataclass(frozen=True)
@@ -83,6 +102,7 @@ class Config:
     session: SessionConfig = field(default_factory=SessionConfig)
     devices: DevicesConfig = field(default_factory=DevicesConfig)
     platform: PlatformConfig = field(default_factory=PlatformConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     calendar: CalendarConfig = field(default_factory=CalendarConfig)
     ui: UiConfig = field(default_factory=UiConfig)
@@ -112,6 +132,8 @@ def _build(cls: type[Any], raw: Any, where: str) -> Any:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"'{where}.{key}' must be a list of strings")
             value = tuple(value)
+        elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)  # `backoff_cap_s = 300` means 300.0
         elif isinstance(default, bool) != isinstance(value, bool) or not isinstance(
             value, type(default)
         ):
@@ -143,6 +165,24 @@ def _check(config: Config) -> None:
         raise ConfigError("ui.base_font_pt must be at least 18 (适老化)")
     if config.ui.orientation not in ("auto", "portrait", "landscape"):
         raise ConfigError("ui.orientation must be auto, portrait or landscape")
+    y = config.sync
+    if not (0 < y.backoff_base_s <= y.backoff_cap_s):
+        raise ConfigError("sync.backoff_base_s must be > 0 and ≤ sync.backoff_cap_s")
+    if y.breaker_failures < 1 or not (0 <= y.breaker_open_min_s <= y.breaker_open_max_s):
+        raise ConfigError("sync.breaker_failures ≥ 1 and 0 ≤ breaker_open_min_s ≤ max")
+    if not (16 <= y.chunk_kib <= 1024):
+        raise ConfigError("sync.chunk_kib must be between 16 and 1024")
+    if y.startup_delay_max_s < 0 or y.status_poll_s <= 0 or y.retention_days < 0:
+        raise ConfigError("sync delays must not be negative")
+    url = config.platform.url
+    if url not in ("simulated", "embedded") and not (
+        url.startswith("https://")
+        or url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))
+    ):
+        raise ConfigError(
+            "platform.url must be 'simulated', 'embedded' or an https:// URL "
+            "(plain http only to this machine)"
+        )
     try:
         config.calendar.holiday_dates()
         config.calendar.workday_dates()

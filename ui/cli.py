@@ -26,6 +26,10 @@ Commands:
   run     the kiosk for a hall: full screen, frameless, devices from the config file
   demo    the kiosk in a window with simulated devices and an in-process platform
   diag    what a device sees, for technicians (see `kiosk diag --help`); --json for machines
+  enroll  register this kiosk with the platform once, with a one-time code
+  sync    deliver queued applications to the platform (run, once, status)
+  simulate  make complete applications through the UI's own core path (tests, benchmarks)
+  platform  the reference platform: serve, enrollment-code, list, advance
 
 Every command takes --config FILE (or $KIOSK_CONFIG) and --data-dir DIR, which overrides
 the configured data directory. Keys and defaults: docs/config.md.
@@ -41,6 +45,11 @@ DIAG_COMMANDS: dict[str, tuple[str, str]] = {
     "pcsc": ("devices.pcsc.diag", "PC/SC readers and cards: ATR, UID, masked PAN"),
     "printer": ("devices.printer.diag", "the receipt printer: status and a test page"),
 }
+
+
+# Commands whose modules live outside ui/: each module has add_parser(sub, common), which adds
+# its command(s) with set_defaults(handler=fn), fn(args, config) -> exit status. No Qt.
+COMMAND_MODULES: tuple[str, ...] = ("sync.cli", "sync.platform.cli")
 
 
 def _available(module: str) -> bool:
@@ -112,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="one JSON object, for machines")
         p.set_defaults(diag_module=module)
         importlib.import_module(module).add_arguments(p)
+    for module in COMMAND_MODULES:
+        if _available(module):
+            importlib.import_module(module).add_parser(sub, _common)
     return parser
 
 
@@ -126,6 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"kiosk: config error: {exc}", file=sys.stderr)
         return 2
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return int(handler(args, config))
     if args.command == "diag":
         if getattr(args, "diag_module", None) is None:
             parser.parse_args(["diag", "--help"])
