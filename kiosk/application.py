@@ -70,7 +70,7 @@ class Submission:
 
     thing_id: str
     catalog_version: str
-    payload: Mapping[str, Any]  # identity and answers in full: sealed in a later issue
+    sealed_payload: bytes  # identity, answers and the page list, sealed to the platform's key
     summary: Mapping[str, Any]  # masked: safe for staff screens and logs
     id_hash: str  # keyed hash of the ID number, for progress look-up
     channel: str = "self"  # "self" or "assisted:<staff number>"
@@ -89,3 +89,7 @@ class StoredApplication:
     summary: Mapping[str, Any]
     pages: tuple[Page, ...]
     platform_number: str | None = None
+    services: Mapping[str, str] = field(
+        default_factory=dict
+    )  # per-service status from the platform
+    purged: bool = False  # sealed data deleted after the platform's receipt; a tombstone remains

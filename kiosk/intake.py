@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
 import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kiosk.application import Submission
+from kiosk.application import Submission, new_application_id
 from kiosk.catalog import Catalog, CatalogStore
 from kiosk.config import Config
 from kiosk.flow import Session, SubmitFailed, SubmitResult
 from kiosk.form import UnifiedForm
 from kiosk.i18n import Lang, Message
 from kiosk.identity import IdentityDocument, keyed_hash
-from kiosk.ports import Platform
+from kiosk.ports import Platform, Sealer
 from kiosk.receipt import Receipt, ReceiptLine, promised_date, receipt_to_json
 from kiosk.storage import Storage, StorageError
 
@@ -63,12 +65,16 @@ class Intake:
         storage: Storage,
         catalogs: CatalogStore,
         platform: Platform,
+        sealer: Sealer,
         clock: Callable[[], dt.datetime] = dt.datetime.now,
+        on_saved: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
         self.storage = storage
         self.catalogs = catalogs
         self.platform = platform
+        self.sealer = sealer
+        self.on_saved = on_saved  # e.g. wake the relay
         self.clock = clock
         self.id_key = load_or_create_key(config.data_dir / "id-hash.key")
 
@@ -96,20 +102,42 @@ class Intake:
                 m.id: len(session.pages.get(m.id, [])) if m.to_scan else m.waiver for m in needs
             },
         }
+        # Sealed before anything touches the disk: the kiosk keeps only what the platform can
+        # open (docs/sync-protocol.md, Sealing) plus the masked summary above.
+        app_id = new_application_id()
+        pages = [
+            (m.id, self.sealer.seal_page(app_id, page.jpeg))
+            for m in needs
+            if m.to_scan
+            for page in session.pages.get(m.id, [])
+        ]
+        payload = {
+            "application_id": app_id,
+            "thing_id": session.thing.id,
+            "catalog_version": self.catalog.version,
+            "identity": identity_payload(identity),
+            "answers": answers,
+            "lang": session.lang,
+            "channel": "self",
+            "pages": [
+                {
+                    "material_id": material,
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "size": len(data),
+                }
+                for material, data in pages
+            ],
+        }
+        plaintext = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()
         submission = Submission(
             thing_id=session.thing.id,
             catalog_version=self.catalog.version,
-            payload={
-                "identity": identity_payload(identity),
-                "answers": answers,
-                "lang": session.lang,
-            },
+            sealed_payload=self.sealer.seal_payload(app_id, plaintext),
             summary=summary,
             id_hash=keyed_hash(identity.id_number, self.id_key),
+            id=app_id,
         )
-        pages = [
-            (m.id, page.jpeg) for m in needs if m.to_scan for page in session.pages.get(m.id, [])
-        ]
+        del plaintext, payload
         try:
             stored = self.storage.submit(submission, pages)
             receipt = self.build_receipt(
@@ -123,6 +151,8 @@ class Intake:
         log.info(
             "application %s saved as %s (%d pages)", stored.id, stored.receipt_number, len(pages)
         )
+        if self.on_saved is not None:
+            self.on_saved(stored.id)
         return SubmitResult(stored.id, stored.receipt_number, receipt)
 
     def build_receipt(

@@ -262,3 +262,11 @@ class Platform(Protocol):
 
         Raises PlatformUnavailable; the caller then asks for paper copies instead.
         """
+
+
+class Sealer(Protocol):
+    """Encrypts to the platform's public key: once sealed, the kiosk itself cannot read it."""
+
+    def seal_page(self, application_id: str, plaintext: bytes) -> bytes: ...
+
+    def seal_payload(self, application_id: str, plaintext: bytes) -> bytes: ...

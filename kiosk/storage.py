@@ -14,6 +14,7 @@ import sqlite3
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +24,16 @@ from typing import Any, Literal
 import sqlite_utils
 
 from kiosk.application import (
+    TRANSITIONS,
     Page,
     Status,
     StoredApplication,
     Submission,
+    TransitionError,
     check_transition,
+    new_application_id,
 )
+from kiosk.crash import crashpoint
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +74,56 @@ class Blob:
 
     sha256: str
     size: int
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """An application waiting to be delivered, with what the relay needs to send it."""
+
+    id: str
+    kiosk_seq: int
+    thing_id: str
+    catalog_version: str
+    receipt_number: str
+    channel: str
+    created_at: dt.datetime
+    status: Status  # QUEUED or UPLOADING
+    payload_sha256: str  # the sealed payload, stored in the attachment store
+    pages: tuple[Page, ...]  # the sealed pages
+    attempts: int
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """One entry of the platform's status feed (docs/sync-protocol.md, Status back)."""
+
+    seq: int
+    application_id: str
+    status: str
+    platform_number: str | None
+    services: Mapping[str, str]
+    note: str
+    at: str
+
+
+@dataclass(frozen=True)
+class RatingItem:
+    id: str
+    application_id: str
+    score: int
+    created_at: dt.datetime
+    attempts: int
+
+
+PLATFORM_STATUS: dict[str, Status] = {
+    "accepted": Status.ACCEPTED,
+    "in_progress": Status.IN_PROGRESS,
+    "completed": Status.COMPLETED,
+    "rejected": Status.REJECTED,
+    "needs_supplement": Status.NEEDS_SUPPLEMENT,
+}
+_PENDING = (Status.QUEUED.value, Status.UPLOADING.value)
+_DELIVERED = tuple(status.value for status in PLATFORM_STATUS.values())
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -170,8 +225,11 @@ class AttachmentStore:
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
                     f.flush()
+                    crashpoint("put.before-fsync")
                     os.fsync(f.fileno())
+                crashpoint("put.after-fsync")
                 os.replace(tmp_name, final)
+                crashpoint("put.after-rename")
             except BaseException:
                 # Give the space back now; a crash here is handled by collect_garbage().
                 with contextlib.suppress(OSError):
@@ -212,11 +270,19 @@ class AttachmentStore:
         """Delete the file for `sha256`, if present."""
         self.path(sha256).unlink(missing_ok=True)
 
-    def collect_garbage(self, referenced: set[str]) -> int:
-        """Delete every file not in `referenced` (and every temp file); return how many."""
+    def collect_garbage(self, referenced: set[str], older_than_s: float = 0.0) -> int:
+        """Delete every file not in `referenced` (and every temp file) last modified more than
+        `older_than_s` ago; return how many. The age spares the files of a submission another
+        process is saving right now (written before its row is committed)."""
         removed = 0
+        cutoff = time.time() - older_than_s
         for path in self._files():
             if path.name.startswith(_TMP_PREFIX) or path.name not in referenced:
+                try:
+                    if older_than_s and path.stat().st_mtime > cutoff:
+                        continue
+                except FileNotFoundError:
+                    continue
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed
@@ -292,8 +358,47 @@ def _migration_2_lookup_indexes(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX status_log_application ON status_log(application_id, at)")
 
 
+def _migration_3_outbox(db: sqlite_utils.Database) -> None:
+    # The applications table is the outbox (docs/sync-protocol.md): the to-send state is
+    # written in the same transaction as the application itself.
+    for column in (
+        "payload_sha256 TEXT",  # the sealed payload in the attachment store
+        "kiosk_seq INTEGER",  # this kiosk's running number, so the platform can see gaps
+        "attempts INTEGER NOT NULL DEFAULT 0",
+        "next_attempt_at REAL NOT NULL DEFAULT 0",  # Unix seconds
+        "last_error TEXT NOT NULL DEFAULT ''",
+        "quarantine_reason TEXT NOT NULL DEFAULT ''",
+        "platform_receipt TEXT",  # {"receipt": ..., "signature": ...} as the platform signed it
+        "accepted_at TEXT",
+        "purged_at TEXT",  # sealed data deleted; the row is the tombstone
+        "services TEXT NOT NULL DEFAULT '{}'",
+        "remote_status TEXT",  # a feed status that arrived before our own receipt
+    ):
+        db.execute(f"ALTER TABLE applications ADD COLUMN {column}")
+    db.execute("CREATE INDEX applications_due ON applications(status, next_attempt_at)")
+    db.execute("CREATE TABLE sync_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute(
+        """CREATE TABLE ratings (
+            id TEXT PRIMARY KEY,
+            application_id TEXT NOT NULL REFERENCES applications(id),
+            score INTEGER NOT NULL CHECK (score BETWEEN 1 AND 5),
+            created_at TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'queued',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL DEFAULT 0,
+            last_error TEXT NOT NULL DEFAULT '',
+            reason TEXT NOT NULL DEFAULT ''
+        )"""
+    )
+    db.execute("CREATE INDEX ratings_due ON ratings(state, next_attempt_at)")
+
+
 # Append only: the position in this list is the schema version it produces.
-MIGRATIONS: tuple[Migration, ...] = (_migration_1_initial, _migration_2_lookup_indexes)
+MIGRATIONS: tuple[Migration, ...] = (
+    _migration_1_initial,
+    _migration_2_lookup_indexes,
+    _migration_3_outbox,
+)
 
 
 def _local_now() -> dt.datetime:
@@ -318,6 +423,8 @@ class Storage:
         hall_code: str,
         kiosk_code: str,
         clock: Callable[[], dt.datetime] = _local_now,
+        collect_orphans: bool = True,
+        orphan_grace_s: float = 3600.0,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.hall_code = _check_code("hall_code", hall_code)
@@ -334,7 +441,7 @@ class Storage:
         self._db = self._open(self.data_dir / _DB_NAME)
         try:
             self._migrate()
-            removed = self._collect_orphans()
+            removed = self._collect_orphans(orphan_grace_s) if collect_orphans else 0
         except BaseException:
             self._db.close()
             raise
@@ -353,6 +460,8 @@ class Storage:
                 log.warning("SQLite refused WAL mode (journal_mode=%s)", mode)
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
+            # Purged rows and pages are overwritten, not just unlinked from the b-tree.
+            db.execute("PRAGMA secure_delete=ON")
         except (OSError, sqlite3.Error) as exc:
             if conn is not None:
                 conn.close()
@@ -379,10 +488,20 @@ class Storage:
                 db.execute(f"PRAGMA user_version = {version + 1:d}")
             log.info("database migrated to schema version %d", version + 1)
 
-    def _collect_orphans(self) -> int:
-        referenced = {row[0] for row in self._read("SELECT DISTINCT sha256 FROM pages")}
+    def _referenced(self) -> set[str]:
+        """Every attachment a live (not purged) application needs."""
+        rows = self._read(
+            "SELECT p.sha256 FROM pages p JOIN applications a ON a.id = p.application_id"
+            " WHERE a.purged_at IS NULL"
+            " UNION SELECT payload_sha256 FROM applications"
+            " WHERE purged_at IS NULL AND payload_sha256 IS NOT NULL"
+        )
+        return {row[0] for row in rows}
+
+    def _collect_orphans(self, grace_s: float) -> int:
+        referenced = self._referenced()
         try:
-            return self.attachments.collect_garbage(referenced)
+            return self.attachments.collect_garbage(referenced, grace_s)
         except OSError as exc:
             # Orphans only waste space; not a reason to keep the kiosk from starting.
             log.warning("could not collect orphan attachments: %s", failure_reason(exc))
@@ -429,19 +548,21 @@ class Storage:
     def submit(
         self, submission: Submission, pages: Sequence[tuple[str, bytes]]
     ) -> StoredApplication:
-        """Durably save an application and its pages, allocating its receipt number.
+        """Durably save an application and its (sealed) pages, allocating its receipt number.
 
-        Pages first (each fsynced and renamed to its hash), then one transaction for the
-        counter, the rows and the history: a crash in between leaves only orphan files,
-        which the next start-up removes. Submitting the same id again returns the stored one.
+        Pages and the sealed payload first (each fsynced and renamed to its hash), then one
+        transaction for the counter, the rows, the outbox state and the history: a crash in
+        between leaves only orphan files, which a later start-up removes. Submitting the same
+        id again returns the stored one.
         """
-        # Serialise before touching the disk so that a bad payload leaves no orphan files.
-        payload_json = json.dumps(dict(submission.payload), ensure_ascii=False, sort_keys=True)
+        # Serialise before touching the disk so that a bad summary leaves no orphan files.
         summary_json = json.dumps(dict(submission.summary), ensure_ascii=False, sort_keys=True)
         stored_pages: list[Page] = []
         for material_id, data in pages:
             blob = self.attachments.put(data)  # raises StorageError with the reason
             stored_pages.append(Page(material_id, blob.sha256, blob.size))
+        payload = self.attachments.put(submission.sealed_payload)
+        crashpoint("submit.files-written")
 
         now = self._clock()
         day = now.strftime("%Y%m%d")
@@ -453,10 +574,12 @@ class Storage:
                 "SELECT 1 FROM applications WHERE id = ?", [submission.id]
             ).fetchone():
                 number = self._next_receipt_number(db, day)
+                seq = db.execute("SELECT COALESCE(MAX(kiosk_seq), 0) + 1 FROM applications")
                 db.execute(
                     """INSERT INTO applications (id, thing_id, catalog_version, receipt_number,
                         status, channel, created_at, payload, summary, id_hash, platform_number,
-                        updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)""",
+                        updated_at, payload_sha256, kiosk_seq)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, '', ?, ?, NULL, ?, ?, ?)""",
                     [
                         submission.id,
                         submission.thing_id,
@@ -465,23 +588,26 @@ class Storage:
                         Status.QUEUED.value,
                         submission.channel,
                         stamp,
-                        payload_json,
                         summary_json,
                         submission.id_hash,
                         stamp,
+                        payload.sha256,
+                        int(seq.fetchone()[0]),
                     ],
                 )
-                for seq, page in enumerate(stored_pages, start=1):
+                for page_seq, page in enumerate(stored_pages, start=1):
                     db.execute(
                         "INSERT INTO pages (application_id, seq, material_id, sha256, size)"
                         " VALUES (?, ?, ?, ?, ?)",
-                        [submission.id, seq, page.material_id, page.sha256, page.size],
+                        [submission.id, page_seq, page.material_id, page.sha256, page.size],
                     )
                 db.execute(
                     "INSERT INTO status_log (application_id, at, old, new, note)"
                     " VALUES (?, ?, NULL, ?, ?)",
                     [submission.id, stamp, Status.QUEUED.value, "saved on the kiosk"],
                 )
+                crashpoint("submit.before-commit")
+        crashpoint("submit.after-commit")
         if number is None:
             log.info("application %s was already saved; not saved again", submission.id)
         else:
@@ -517,7 +643,7 @@ class Storage:
 
     _COLUMNS = (
         "id, thing_id, catalog_version, receipt_number, status, channel, created_at,"
-        " summary, platform_number"
+        " summary, platform_number, services, purged_at"
     )
 
     def get(self, application_id: str) -> StoredApplication:
@@ -529,13 +655,19 @@ class Storage:
             raise UnknownApplication(application_id)
         return self._build(rows, self._pages_of([application_id]))[0]
 
-    def payload(self, application_id: str) -> dict[str, Any]:
-        """The full payload (identity and answers), for the platform upload only."""
-        rows = self._read("SELECT payload FROM applications WHERE id = ?", [application_id])
+    def sealed_payload(self, application_id: str) -> bytes:
+        """The sealed payload as saved (only the platform can open it), checked against its hash.
+
+        StorageError once it has been purged."""
+        rows = self._read(
+            "SELECT payload_sha256, purged_at FROM applications WHERE id = ?", [application_id]
+        )
         if not rows:
             raise UnknownApplication(application_id)
-        result: dict[str, Any] = json.loads(rows[0][0])
-        return result
+        sha, purged_at = rows[0]
+        if sha is None or purged_at is not None:
+            raise StorageError(f"application {application_id} has no sealed payload", "purged")
+        return self.attachments.get(sha)
 
     def page_bytes(self, page: Page) -> bytes:
         """The scanned bytes of `page`, checked against its hash."""
@@ -590,6 +722,8 @@ class Storage:
                 summary=json.loads(summary),
                 pages=tuple(pages.get(app_id, ())),
                 platform_number=platform_number,
+                services=json.loads(services),
+                purged=purged_at is not None,
             )
             for (
                 app_id,
@@ -601,6 +735,8 @@ class Storage:
                 created_at,
                 summary,
                 platform_number,
+                services,
+                purged_at,
             ) in rows
         ]
 
@@ -649,6 +785,386 @@ class Storage:
             )
             if cursor.rowcount == 0:
                 raise UnknownApplication(application_id)
+
+    def applications_for(self, id_hash: str) -> list[StoredApplication]:
+        """The applications of one person (by keyed ID hash), newest first: progress look-up."""
+        rows = self._read(
+            f"SELECT {self._COLUMNS} FROM applications WHERE id_hash = ?"
+            " ORDER BY created_at DESC, rowid DESC",
+            [id_hash],
+        )
+        return self._build(rows, self._pages_of([row[0] for row in rows]))
+
+    # Outbox -----------------------------------------------------------------------------------
+
+    def outbox(self, now: float | None, limit: int = 20) -> list[OutboxItem]:
+        """Applications due for delivery (all pending ones when `now` is None), oldest first."""
+        rows = self._read(
+            "SELECT id, kiosk_seq, thing_id, catalog_version, receipt_number, channel,"
+            " created_at, status, payload_sha256, attempts FROM applications"
+            " WHERE status IN (?, ?) AND payload_sha256 IS NOT NULL"
+            " AND (? IS NULL OR next_attempt_at <= ?)"
+            " ORDER BY created_at, rowid LIMIT ?",
+            [*_PENDING, now, now, limit],
+        )
+        pages = self._pages_of([row[0] for row in rows])
+        return [
+            OutboxItem(
+                id=app_id,
+                kiosk_seq=int(seq or 0),
+                thing_id=thing_id,
+                catalog_version=catalog_version,
+                receipt_number=receipt_number,
+                channel=channel,
+                created_at=dt.datetime.fromisoformat(created_at),
+                status=Status(status),
+                payload_sha256=payload_sha256,
+                pages=tuple(pages[app_id]),
+                attempts=int(attempts),
+            )
+            for (
+                app_id,
+                seq,
+                thing_id,
+                catalog_version,
+                receipt_number,
+                channel,
+                created_at,
+                status,
+                payload_sha256,
+                attempts,
+            ) in rows
+        ]
+
+    def next_due_at(self) -> float | None:
+        """The earliest next attempt (Unix seconds) among pending applications and ratings."""
+        rows = self._read(
+            "SELECT MIN(t) FROM (SELECT MIN(next_attempt_at) AS t FROM applications"
+            " WHERE status IN (?, ?) AND payload_sha256 IS NOT NULL"
+            " UNION ALL SELECT MIN(next_attempt_at) FROM ratings WHERE state = 'queued')",
+            list(_PENDING),
+        )
+        return None if rows[0][0] is None else float(rows[0][0])
+
+    def _move(
+        self, db: sqlite_utils.Database, application_id: str, new: Status, note: str, stamp: str
+    ) -> Status:
+        row = db.execute(
+            "SELECT status FROM applications WHERE id = ?", [application_id]
+        ).fetchone()
+        if row is None:
+            raise UnknownApplication(application_id)
+        old = Status(row[0])
+        if old is new:
+            return old
+        check_transition(old, new)
+        db.execute(
+            "UPDATE applications SET status = ?, updated_at = ? WHERE id = ?",
+            [new.value, stamp, application_id],
+        )
+        db.execute(
+            "INSERT INTO status_log (application_id, at, old, new, note) VALUES (?, ?, ?, ?, ?)",
+            [application_id, stamp, old.value, new.value, note],
+        )
+        return old
+
+    def begin_upload(self, application_id: str) -> None:
+        """The relay starts delivering it (QUEUED → UPLOADING; already UPLOADING is fine)."""
+        with self._write("could not record the upload") as db:
+            self._move(db, application_id, Status.UPLOADING, "", self._clock().isoformat())
+
+    def upload_failed(self, application_id: str, retry_at: float, error: str) -> None:
+        """A transient failure: back to the queue, to be tried again at `retry_at`."""
+        stamp = self._clock().isoformat()
+        with self._write("could not record the failed upload") as db:
+            row = db.execute(
+                "SELECT status FROM applications WHERE id = ?", [application_id]
+            ).fetchone()
+            if row is None:
+                raise UnknownApplication(application_id)
+            if Status(row[0]) is Status.UPLOADING:
+                self._move(db, application_id, Status.QUEUED, "", stamp)
+            db.execute(
+                "UPDATE applications SET attempts = attempts + 1, next_attempt_at = ?,"
+                " last_error = ? WHERE id = ?",
+                [retry_at, error[:500], application_id],
+            )
+
+    def mark_accepted(
+        self, application_id: str, receipt: Mapping[str, Any], signature: str
+    ) -> None:
+        """The platform's signed receipt arrived (the caller checked it): delivered."""
+        stamp = self._clock().isoformat()
+        document = json.dumps(
+            {"receipt": dict(receipt), "signature": signature}, ensure_ascii=False, sort_keys=True
+        )
+        with self._write("could not record the platform's receipt") as db:
+            row = db.execute(
+                "SELECT status, remote_status FROM applications WHERE id = ?", [application_id]
+            ).fetchone()
+            if row is None:
+                raise UnknownApplication(application_id)
+            if Status(row[0]).value in _DELIVERED:
+                return  # a replayed commit: the first receipt stands
+            if Status(row[0]) is Status.QUEUED:
+                # A receipt for an attempt that a failure had already put back in the queue.
+                self._move(db, application_id, Status.UPLOADING, "", stamp)
+            self._move(db, application_id, Status.ACCEPTED, "the platform's receipt", stamp)
+            db.execute(
+                "UPDATE applications SET platform_number = ?, platform_receipt = ?,"
+                " accepted_at = ?, last_error = '', remote_status = NULL WHERE id = ?",
+                [str(receipt["platform_number"]), document, stamp, application_id],
+            )
+            remote = PLATFORM_STATUS.get(row[1] or "")
+            if remote is not None and remote in TRANSITIONS[Status.ACCEPTED]:
+                self._move(db, application_id, remote, "from the platform", stamp)
+        log.info("application %s accepted as %s", application_id, receipt["platform_number"])
+
+    def platform_receipt(self, application_id: str) -> dict[str, Any] | None:
+        """{"receipt", "signature"} as the platform signed them, once accepted."""
+        rows = self._read(
+            "SELECT platform_receipt FROM applications WHERE id = ?", [application_id]
+        )
+        if not rows:
+            raise UnknownApplication(application_id)
+        return None if rows[0][0] is None else dict(json.loads(rows[0][0]))
+
+    def quarantine(self, application_id: str, reason: str) -> None:
+        """The platform refused it (409/422): set aside for staff, never deleted."""
+        stamp = self._clock().isoformat()
+        with self._write("could not set the application aside") as db:
+            self._move(db, application_id, Status.QUARANTINED, reason[:500], stamp)
+            db.execute(
+                "UPDATE applications SET quarantine_reason = ? WHERE id = ?",
+                [reason[:500], application_id],
+            )
+        log.warning("application %s set aside: %s", application_id, reason)
+
+    def quarantine_reason(self, application_id: str) -> str:
+        rows = self._read(
+            "SELECT quarantine_reason FROM applications WHERE id = ?", [application_id]
+        )
+        if not rows:
+            raise UnknownApplication(application_id)
+        return str(rows[0][0])
+
+    def requeue(self, application_id: str, note: str) -> None:
+        """Staff send a set-aside application again (QUARANTINED → QUEUED), now."""
+        stamp = self._clock().isoformat()
+        with self._write("could not queue the application again") as db:
+            row = db.execute(
+                "SELECT status FROM applications WHERE id = ?", [application_id]
+            ).fetchone()
+            if row is None:
+                raise UnknownApplication(application_id)
+            if Status(row[0]) is not Status.QUARANTINED:
+                raise TransitionError(f"{row[0]} → queued: only a set-aside one is re-queued")
+            self._move(db, application_id, Status.QUEUED, note, stamp)
+            db.execute(
+                "UPDATE applications SET attempts = 0, next_attempt_at = 0,"
+                " quarantine_reason = '' WHERE id = ?",
+                [application_id],
+            )
+
+    # Status feed and sync metadata ------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._read("SELECT value FROM sync_meta WHERE key = ?", [key])
+        return None if not rows else str(rows[0][0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._write("could not save sync state") as db:
+            self._put_meta(db, key, value)
+
+    @staticmethod
+    def _put_meta(db: sqlite_utils.Database, key: str, value: str) -> None:
+        db.execute(
+            "INSERT INTO sync_meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )
+
+    def status_cursor(self) -> int:
+        value = self.get_meta("status_cursor")
+        return int(value) if value else 0
+
+    def reset_status_cursor(self) -> None:
+        self.set_meta("status_cursor", "0")
+
+    def apply_status_changes(self, changes: Sequence[StatusChange], next_cursor: int) -> int:
+        """Record a page of the status feed and the new cursor in one transaction.
+
+        Changes are idempotent: a repeated or stale one changes nothing. A change for an
+        application whose own receipt has not arrived yet is remembered and applied when it
+        does. Returns how many applications changed."""
+        stamp = self._clock().isoformat()
+        applied = 0
+        with self._write("could not record status changes") as db:
+            for change in changes:
+                new = PLATFORM_STATUS.get(change.status)
+                row = db.execute(
+                    "SELECT status, services FROM applications WHERE id = ?",
+                    [change.application_id],
+                ).fetchone()
+                if row is None or new is None:
+                    log.warning(
+                        "status feed entry %d ignored (%s)",
+                        change.seq,
+                        "unknown application" if row is None else f"status {change.status!r}",
+                    )
+                    continue
+                current = Status(row[0])
+                services = {**json.loads(row[1]), **dict(change.services)}
+                if current.value not in _DELIVERED:
+                    db.execute(
+                        "UPDATE applications SET remote_status = ?, services = ? WHERE id = ?",
+                        [
+                            change.status,
+                            json.dumps(services, sort_keys=True),
+                            change.application_id,
+                        ],
+                    )
+                    continue
+                db.execute(
+                    "UPDATE applications SET services = ?,"
+                    " platform_number = COALESCE(?, platform_number) WHERE id = ?",
+                    [
+                        json.dumps(services, sort_keys=True),
+                        change.platform_number,
+                        change.application_id,
+                    ],
+                )
+                if new is not current and new in TRANSITIONS[current]:
+                    self._move(db, change.application_id, new, change.note[:500], stamp)
+                    applied += 1
+                elif new is not current:
+                    log.warning(
+                        "status feed entry %d: %s → %s not allowed; ignored",
+                        change.seq,
+                        current.value,
+                        new.value,
+                    )
+            self._put_meta(db, "status_cursor", str(int(next_cursor)))
+        crashpoint("status.after-commit")
+        return applied
+
+    # Purge ------------------------------------------------------------------------------------
+
+    def purge_accepted(self, before: dt.datetime) -> int:
+        """Delete the sealed payload and scans of applications the platform acknowledged
+        before `before`; the row stays as a tombstone (ids, hashes, receipt, status)."""
+        rows = self._read(
+            "SELECT id FROM applications WHERE purged_at IS NULL AND accepted_at IS NOT NULL"
+            " AND accepted_at < ?",
+            [before.isoformat()],
+        )
+        ids = [row[0] for row in rows]
+        if not ids:
+            return 0
+        stamp = self._clock().isoformat()
+        with self._write("could not purge delivered applications") as db:
+            for app_id in ids:
+                db.execute(
+                    "UPDATE applications SET purged_at = ?, payload = '' WHERE id = ?",
+                    [stamp, app_id],
+                )
+        crashpoint("purge.after-commit")
+        # Files go only after the tombstones are committed; a crash in between leaves
+        # unreferenced files that the next start-up removes.
+        live = self._referenced()
+        removed = 0
+        for app_id in ids:
+            payload = self._read("SELECT payload_sha256 FROM applications WHERE id = ?", [app_id])
+            hashes = {page.sha256 for page in self._pages_of([app_id])[app_id]}
+            if payload and payload[0][0]:
+                hashes.add(payload[0][0])
+            for sha in hashes - live:
+                try:
+                    self.attachments.remove(sha)
+                    removed += 1
+                except OSError as exc:
+                    log.warning("could not delete purged file %s: %s", sha, failure_reason(exc))
+                crashpoint("purge.mid-delete")
+        with self._lock, contextlib.suppress(sqlite3.Error):
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        log.info("purged %d delivered application(s), %d file(s)", len(ids), removed)
+        return len(ids)
+
+    # Counts -----------------------------------------------------------------------------------
+
+    def sync_counts(self) -> dict[str, int]:
+        """{"pending", "accepted", "quarantined"}: accepted counts every delivered one."""
+        rows = self._read("SELECT status, COUNT(*) FROM applications GROUP BY status")
+        by_status = {status: int(n) for status, n in rows}
+        return {
+            "pending": sum(by_status.get(s, 0) for s in _PENDING),
+            "accepted": sum(by_status.get(s, 0) for s in _DELIVERED),
+            "quarantined": by_status.get(Status.QUARANTINED.value, 0),
+        }
+
+    def oldest_pending(self) -> dt.datetime | None:
+        rows = self._read(
+            "SELECT MIN(created_at) FROM applications WHERE status IN (?, ?)", list(_PENDING)
+        )
+        return None if rows[0][0] is None else dt.datetime.fromisoformat(rows[0][0])
+
+    # Ratings (好差评) -------------------------------------------------------------------------
+
+    def add_rating(self, application_id: str, score: int) -> str:
+        """Queue the applicant's 1–5 rating of an application; returns the rating's id."""
+        if not 1 <= int(score) <= 5:
+            raise ValueError("a rating is 1 to 5")
+        rating_id = new_application_id()
+        stamp = self._clock().isoformat()
+        with self._write("could not save the rating") as db:
+            if not db.execute(
+                "SELECT 1 FROM applications WHERE id = ?", [application_id]
+            ).fetchone():
+                raise UnknownApplication(application_id)
+            db.execute(
+                "INSERT INTO ratings (id, application_id, score, created_at) VALUES (?, ?, ?, ?)",
+                [rating_id, application_id, int(score), stamp],
+            )
+        return rating_id
+
+    def ratings_due(self, now: float | None, limit: int = 50) -> list[RatingItem]:
+        rows = self._read(
+            "SELECT id, application_id, score, created_at, attempts FROM ratings"
+            " WHERE state = 'queued' AND (? IS NULL OR next_attempt_at <= ?)"
+            " ORDER BY created_at, rowid LIMIT ?",
+            [now, now, limit],
+        )
+        return [
+            RatingItem(r_id, app_id, int(score), dt.datetime.fromisoformat(at), int(attempts))
+            for r_id, app_id, score, at, attempts in rows
+        ]
+
+    def rating_sent(self, rating_id: str) -> None:
+        self._rating_update(rating_id, "UPDATE ratings SET state = 'sent' WHERE id = ?", [])
+
+    def rating_failed(self, rating_id: str, retry_at: float, error: str) -> None:
+        self._rating_update(
+            rating_id,
+            "UPDATE ratings SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
+            " WHERE id = ?",
+            [retry_at, error[:500]],
+        )
+
+    def rating_quarantined(self, rating_id: str, reason: str) -> None:
+        self._rating_update(
+            rating_id,
+            "UPDATE ratings SET state = 'quarantined', reason = ? WHERE id = ?",
+            [reason[:500]],
+        )
+
+    def _rating_update(self, rating_id: str, sql: str, params: list[Any]) -> None:
+        with self._write("could not record the rating's delivery") as db:
+            if db.execute(sql, [*params, rating_id]).rowcount == 0:
+                raise UnknownApplication(rating_id)
+
+    def rating_counts(self) -> dict[str, int]:
+        rows = self._read("SELECT state, COUNT(*) FROM ratings GROUP BY state")
+        return {state: int(n) for state, n in rows}
 
     # Receipts ---------------------------------------------------------------------------------
 
@@ -707,7 +1223,11 @@ class Storage:
             )
         checked: dict[str, Literal["ok", "missing", "corrupt"]] = {}
         for app_id, seq, sha in self._read(
-            "SELECT application_id, seq, sha256 FROM pages ORDER BY application_id, seq"
+            "SELECT p.application_id, p.seq, p.sha256 FROM pages p"
+            " JOIN applications a ON a.id = p.application_id WHERE a.purged_at IS NULL"
+            " UNION ALL SELECT id, 0, payload_sha256 FROM applications"
+            " WHERE purged_at IS NULL AND payload_sha256 IS NOT NULL"
+            " ORDER BY 1, 2"
         ):
             if sha not in checked:
                 try:
@@ -719,7 +1239,8 @@ class Storage:
                 problems.append(
                     IntegrityProblem(
                         state,
-                        f"application {app_id} page {seq}: attachment {sha} is {state}",
+                        f"application {app_id} {f'page {seq}' if seq else 'sealed payload'}:"
+                        f" attachment {sha} is {state}",
                         application_id=app_id,
                         sha256=sha,
                     )

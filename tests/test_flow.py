@@ -37,7 +37,12 @@ class Env:
         self.storage = Storage(tmp, hall_code="HZ01", kiosk_code="K01", clock=lambda: NOW)
         self.platform = SimulatedPlatform(DEMO_LICENCES)
         self.intake = Intake(
-            self.config, self.storage, CatalogStore(tmp), self.platform, clock=lambda: NOW
+            self.config,
+            self.storage,
+            CatalogStore(tmp),
+            self.platform,
+            self.platform.sealer,
+            clock=lambda: NOW,
         )
         self.flow = ApplicantFlow(self.intake)
         self.seen: list[Step] = []
@@ -99,12 +104,22 @@ def test_whole_trip_stores_the_application(env: Env, thing_id: str) -> None:
     assert result.receipt_number == "HZ01-K01-20261127-0001"
     stored = env.storage.get(result.application_id)
     assert stored.status is Status.QUEUED and stored.thing_id == thing_id
-    payload = env.storage.payload(result.application_id)
+    # The kiosk keeps only sealed bytes; the platform's key opens them.
+    sealed = env.storage.sealed_payload(result.application_id)
+    assert CARD.id_number.encode() not in sealed
+    payload = env.platform.open_payload(result.application_id, sealed)
     assert payload["identity"]["id_number"] == CARD.id_number
     assert payload["answers"] == flow.form.normalize(answers)
+    assert [(p["material_id"], p["sha256"]) for p in payload["pages"]] == [
+        (p.material_id, p.sha256) for p in stored.pages
+    ]
     stored_pages: dict[str, list[bytes]] = {}
     for p in stored.pages:
-        stored_pages.setdefault(p.material_id, []).append(env.storage.page_bytes(p))
+        sealed_page = env.storage.page_bytes(p)
+        assert all(sealed_page not in v for v in pages.values())
+        stored_pages.setdefault(p.material_id, []).append(
+            env.platform.open_page(result.application_id, sealed_page)
+        )
     assert stored_pages == pages
     # The receipt is kept for reprints and carries only masked identity.
     receipt = receipt_from_json(env.storage.receipt_document(result.application_id) or {})

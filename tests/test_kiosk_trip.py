@@ -21,6 +21,7 @@ from kiosk.config import Config, SessionConfig, StorageConfig
 from kiosk.demo import DEMO_CARDS
 from kiosk.flow import Step
 from kiosk.ports import CardRead, CardRemoved
+from sync.simulated import SimulatedPlatform
 from ui.app import Kiosk, build_kiosk
 from ui.driver import KioskDriver
 
@@ -78,13 +79,20 @@ def test_whole_trip_for_every_bundle(kiosk: Kiosk, driver: KioskDriver, thing_id
     stored = kiosk.storage.get(result.application_id)
     assert stored.thing_id == thing_id and stored.status is Status.QUEUED
     assert stored.receipt_number == result.receipt_number
-    # Every page the applicant scanned is stored, byte for byte.
+    # Every page the applicant scanned is stored sealed, and opens byte for byte.
+    platform = kiosk.platform
+    assert isinstance(platform, SimulatedPlatform)
     scanned = {k: [p.jpeg for p in v] for k, v in flow.session.pages.items() if v}
     kept: dict[str, list[bytes]] = {}
     for page in stored.pages:
-        kept.setdefault(page.material_id, []).append(kiosk.storage.page_bytes(page))
+        sealed = kiosk.storage.page_bytes(page)
+        kept.setdefault(page.material_id, []).append(
+            platform.open_page(result.application_id, sealed)
+        )
     assert kept == scanned
-    payload = kiosk.storage.payload(result.application_id)
+    payload = platform.open_payload(
+        result.application_id, kiosk.storage.sealed_payload(result.application_id)
+    )
     assert payload["identity"]["id_number"] == ADULT.id_number
     assert payload["answers"] == flow.form.normalize(flow.session.answers)
     # The screen shows the printed receipt; its QR code leads to the progress page.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
+import hashlib
 import logging
 import os
 import sqlite3
@@ -69,14 +70,16 @@ def storage(data_dir: Path, clock: FakeClock) -> Iterator[Storage]:
 
 
 def open_storage(data_dir: Path, clock: FakeClock, kiosk: str = KIOSK) -> Storage:
-    return Storage(data_dir, hall_code=HALL, kiosk_code=kiosk, clock=clock)
+    # No grace period: these tests check that orphans go at the very next start-up.
+    return Storage(data_dir, hall_code=HALL, kiosk_code=kiosk, clock=clock, orphan_grace_s=0)
 
 
 def submission(**overrides: Any) -> Submission:
     fields: dict[str, Any] = {
         "thing_id": "newborn",
         "catalog_version": "2025.1",
-        "payload": {"name": SECRET_NAME, "id_number": SECRET_ID, "answers": {"phone": "1"}},
+        # Intake seals the payload to the platform; storage only keeps the bytes it is given.
+        "sealed_payload": b"sealed-payload-" + os.urandom(32),
         "summary": {"name": "张**", "id_number": "1101**********002X"},
         "id_hash": "ab" * 32,
     }
@@ -107,6 +110,17 @@ def counter(data_dir: Path, day: str = "20250314", kiosk: str = KIOSK) -> int | 
     return None if row is None else int(row[0])
 
 
+def payload_hash(storage: Storage, application_id: str) -> str:
+    return hashlib.sha256(storage.sealed_payload(application_id)).hexdigest()
+
+
+def kept_files(storage: Storage, application_id: str) -> list[Path]:
+    """The files an application needs: its pages and its sealed payload, sorted."""
+    app = storage.get(application_id)
+    hashes = {p.sha256 for p in app.pages} | {payload_hash(storage, application_id)}
+    return sorted(storage.attachments.path(h) for h in hashes)
+
+
 # Saving and reading back ----------------------------------------------------------------------
 
 
@@ -129,7 +143,7 @@ def test_submit_then_reopen_returns_the_same_application_with_identical_pages(
             ("household", len(pages[1][1])),
         ]
         assert [storage.page_bytes(p) for p in again.pages] == [data for _, data in pages]
-        assert storage.payload(saved.id)["id_number"] == SECRET_ID
+        assert storage.sealed_payload(saved.id).startswith(b"sealed-payload-")
         assert storage.verify() == []
 
 
@@ -137,7 +151,7 @@ def test_unknown_application_is_reported_as_such(storage: Storage) -> None:
     with pytest.raises(UnknownApplication):
         storage.get("01NOSUCHAPPLICATION0000000")
     with pytest.raises(UnknownApplication):
-        storage.payload("01NOSUCHAPPLICATION0000000")
+        storage.sealed_payload("01NOSUCHAPPLICATION0000000")
 
 
 def test_submitting_the_same_application_twice_saves_it_once(
@@ -270,7 +284,7 @@ def test_pages_are_fsynced_and_renamed_before_the_row_is_committed(
     storage._db.conn.set_trace_callback(None)
 
     renames = [i for i, event in enumerate(events) if event == "rename"]
-    assert len(renames) == 2
+    assert len(renames) == 3  # two pages and the sealed payload
     for i in renames:
         assert events[i - 1 : i + 2] == ["fsync file", "rename", "fsync dir"]
     assert events[renames[-1] + 1 :] == ["fsync dir", "BEGIN", "COMMIT"]
@@ -297,14 +311,14 @@ def test_a_failure_inside_the_transaction_leaves_nothing_half_written(
         assert [a.id for a in storage.list_applications()] == [kept.id]
         assert counter(data_dir) == 1
         # The files were written before the transaction: they are orphans now.
-        assert len(attachment_files(data_dir)) == 3
+        assert len(attachment_files(data_dir)) == 5  # kept: page + payload; doomed: 2 + 1
         with raw(data_dir) as conn:
             conn.execute("DROP TRIGGER fail_commit")
             assert conn.execute("SELECT COUNT(*) FROM pages").fetchone()[0] == 1
             assert conn.execute("SELECT COUNT(*) FROM status_log").fetchone()[0] == 1
 
     with open_storage(data_dir, clock) as storage:
-        assert attachment_files(data_dir) == [storage.attachments.path(kept.pages[0].sha256)]
+        assert attachment_files(data_dir) == kept_files(storage, kept.id)
         assert storage.verify() == []
         assert storage.submit(submission(), []).receipt_number == "HZ01-K01-20250314-0002"
 
@@ -331,7 +345,7 @@ def test_a_process_killed_between_file_write_and_commit_loses_only_orphan_files(
             " BEGIN SELECT die(); END"
         )
         storage.submit(
-            Submission(thing_id="t", catalog_version="1", payload={{}}, summary={{}},
+            Submission(thing_id="t", catalog_version="1", sealed_payload=b"s", summary={{}},
                        id_hash="h"),
             [("a", b"page written by the dying process")],
         )
@@ -340,11 +354,11 @@ def test_a_process_killed_between_file_write_and_commit_loses_only_orphan_files(
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     child = subprocess.run([sys.executable, "-c", script], env=env, timeout=60, check=False)
     assert child.returncode == 3
-    assert len(attachment_files(data_dir)) == 2  # the kept page and the orphan
+    assert len(attachment_files(data_dir)) == 4  # kept page and payload, and two orphans
 
     with open_storage(data_dir, clock) as storage:
         assert [a.id for a in storage.list_applications()] == [kept.id]
-        assert attachment_files(data_dir) == [storage.attachments.path(kept.pages[0].sha256)]
+        assert attachment_files(data_dir) == kept_files(storage, kept.id)
         assert storage.verify() == []
     with raw(data_dir) as conn:
         assert conn.execute("SELECT SUM(last) FROM receipt_counters").fetchone()[0] == 1
@@ -379,7 +393,7 @@ def test_disk_full_inside_sqlite_is_reported_and_rolled_back(
     pages_now = conn.execute("PRAGMA page_count").fetchone()[0]
     # A real SQLITE_FULL from SQLite itself: the database may not grow any more.
     conn.execute(f"PRAGMA max_page_count = {pages_now}")
-    big = submission(payload={"blob": "x" * 200_000})
+    big = submission(summary={"blob": "x" * 200_000})
     with pytest.raises(StorageError, match="disk is full"):
         storage.submit(big, [])
     conn.execute("PRAGMA max_page_count = 1073741823")
@@ -395,8 +409,11 @@ def test_disk_full_inside_sqlite_is_reported_and_rolled_back(
 def test_the_same_content_is_stored_once(storage: Storage, data_dir: Path) -> None:
     first = storage.submit(submission(), [("a", b"same"), ("b", b"same")])
     second = storage.submit(submission(), [("c", b"same")])
-    assert len(attachment_files(data_dir)) == 1
-    assert {p.sha256 for p in first.pages + second.pages} == storage.attachments.all_hashes()
+    payloads = {payload_hash(storage, app.id) for app in (first, second)}
+    assert len(attachment_files(data_dir)) == 1 + len(payloads)
+    assert {p.sha256 for p in first.pages + second.pages} | payloads == (
+        storage.attachments.all_hashes()
+    )
     assert storage.page_bytes(second.pages[0]) == b"same"
 
 
@@ -555,7 +572,7 @@ def test_a_version_1_database_is_upgraded_in_place(data_dir: Path, clock: FakeCl
     assert "applications_created_at" not in {name for name, _ in schema(data_dir)}
 
     with open_storage(data_dir, clock) as storage:
-        assert storage.schema_version == len(MIGRATIONS) == 2
+        assert storage.schema_version == len(MIGRATIONS) == 3
         assert storage.get("APP1").receipt_number == "HZ01-K01-20250314-0001"
         assert storage.submit(submission(), []).receipt_number == "HZ01-K01-20250314-0002"
     assert "applications_created_at" in {name for name, _ in schema(data_dir)}
