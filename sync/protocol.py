@@ -213,7 +213,9 @@ def sign_receipt(key: Ed25519PrivateKey, receipt: Mapping[str, Any]) -> str:
     return b64(key.sign(canonical_json(dict(receipt))))
 
 
-def verify_receipt(public_key: Ed25519PublicKey, receipt: Mapping[str, Any], signature: str) -> None:
+def verify_receipt(
+    public_key: Ed25519PublicKey, receipt: Mapping[str, Any], signature: str
+) -> None:
     try:
         public_key.verify(unb64(signature), canonical_json(dict(receipt)))
     except InvalidSignature:
