@@ -39,6 +39,13 @@ class Step(StrEnum):
 ORDER = [Step.HOME, Step.THING, Step.IDENTIFY, Step.FORM, Step.MATERIALS, Step.REVIEW, Step.RECEIPT]
 
 
+class _Ask:
+    """card_read's default: ask the backend for held e-licences there and then."""
+
+
+ASK = _Ask()
+
+
 class SubmitFailed(RuntimeError):
     """Submission was not saved; `message` tells the applicant, the log tells the technician."""
 
@@ -59,6 +66,9 @@ class Session:
     """Everything about the applicant in front of the screen. Wiped as a whole."""
 
     lang: Lang = DEFAULT_LANG
+    # The catalog the applicant started with: an update mid-session must not change the form
+    # under their fingers, and the application records this version.
+    catalog: Catalog | None = None
     thing: Thing | None = None
     identity: IdentityDocument | None = None
     held_licences: frozenset[str] = frozenset()
@@ -117,7 +127,10 @@ class ApplicantFlow:
         thing = self.session.thing
         assert thing is not None, "no thing chosen"
         return UnifiedForm(
-            self.backend.catalog, thing, self.session.identity, self.session.held_licences
+            self.session.catalog or self.backend.catalog,
+            thing,
+            self.session.identity,
+            self.session.held_licences,
         )
 
     def _wipe(self) -> None:
@@ -141,7 +154,8 @@ class ApplicantFlow:
     def choose_thing(self, thing_id: str) -> None:
         if self.step not in (Step.HOME, Step.THING):
             return
-        self.session.thing = self.backend.catalog.thing(thing_id)
+        self.session.catalog = self.backend.catalog
+        self.session.thing = self.session.catalog.thing(thing_id)
         self._go(Step.THING)
 
     def start(self) -> None:
@@ -169,7 +183,11 @@ class ApplicantFlow:
             self.session.notice = None
             self._notify()
 
-    def card_read(self, document: IdentityDocument) -> None:
+    def card_read(
+        self, document: IdentityDocument, held_licences: frozenset[str] | None | _Ask = ASK
+    ) -> None:
+        """The card was read. `held_licences` is the platform's answer when the caller already
+        asked it off the GUI thread (None: it could not be asked); by default ask now."""
         if self.step is not Step.IDENTIFY:
             log.info("card read outside the identify step ignored")
             return
@@ -184,13 +202,14 @@ class ApplicantFlow:
         s.identity = document
         s.read_failures = 0
         s.notice = None
-        try:
-            s.held_licences = self.backend.held_licences(document.id_number)
-            s.licences_checked = True
-        except PlatformUnavailable as exc:
-            log.warning("e-licence look-up unavailable, asking for paper copies: %s", exc)
-            s.held_licences = frozenset()
-            s.licences_checked = False
+        if isinstance(held_licences, _Ask):
+            try:
+                held_licences = self.backend.held_licences(document.id_number)
+            except PlatformUnavailable as exc:
+                log.warning("e-licence look-up unavailable, asking for paper copies: %s", exc)
+                held_licences = None
+        s.held_licences = held_licences or frozenset()
+        s.licences_checked = held_licences is not None
         prefilled = self.form.prefilled()
         s.answers = {**{k: v for k, v in s.answers.items() if k not in prefilled}, **prefilled}
         s.errors = {}
@@ -262,7 +281,7 @@ class ApplicantFlow:
         elif self.step is Step.MATERIALS:
             missing = self.missing_materials()
             if missing:
-                name = self.backend.catalog.materials[missing[0]].name.get(s.lang)
+                name = (s.catalog or self.backend.catalog).materials[missing[0]].name.get(s.lang)
                 s.notice = Message("material_missing", {"name": name})
                 self._notify()
                 return

@@ -91,6 +91,7 @@ class Intake:
     def submit(self, session: Session, form: UnifiedForm) -> SubmitResult:
         identity = session.identity
         assert identity is not None and session.thing is not None
+        catalog = session.catalog or self.catalog
         answers = form.normalize(session.answers)
         needs = form.materials(answers)
         summary = {
@@ -114,7 +115,7 @@ class Intake:
         payload = {
             "application_id": app_id,
             "thing_id": session.thing.id,
-            "catalog_version": self.catalog.version,
+            "catalog_version": catalog.version,
             "identity": identity_payload(identity),
             "answers": answers,
             "lang": session.lang,
@@ -131,7 +132,7 @@ class Intake:
         plaintext = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()
         submission = Submission(
             thing_id=session.thing.id,
-            catalog_version=self.catalog.version,
+            catalog_version=catalog.version,
             sealed_payload=self.sealer.seal_payload(app_id, plaintext),
             summary=summary,
             id_hash=keyed_hash(identity.id_number, self.id_key),

@@ -11,7 +11,6 @@ from PySide6.QtWidgets import QApplication
 from devices.registry import Devices, build_devices
 from kiosk.catalog import CatalogStore
 from kiosk.config import Config
-from kiosk.demo import DEMO_LICENCES
 from kiosk.flow import ApplicantFlow, Session, Step
 from kiosk.form import MaterialNeed
 from kiosk.intake import Intake
@@ -23,6 +22,7 @@ from kiosk.ports import (
     CardRead,
     CardRemoved,
     Platform,
+    PlatformUnavailable,
     PrinterStatus,
     PrintResult,
     ReaderBack,
@@ -33,7 +33,7 @@ from kiosk.ports import (
 )
 from kiosk.receipt import Receipt
 from kiosk.storage import Storage
-from sync.simulated import SimulatedPlatform
+from sync.connect import Connection, NotEnrolled, connect
 from ui.bridge import Bridge
 from ui.camera_view import CameraPreview
 from ui.context import UiContext
@@ -46,16 +46,7 @@ log = logging.getLogger(__name__)
 
 
 class PlatformConfigError(ValueError):
-    """platform.url names something this build cannot talk to."""
-
-
-def build_platform(config: Config) -> Platform:
-    if config.platform.url == "simulated":
-        return SimulatedPlatform(DEMO_LICENCES)
-    raise PlatformConfigError(
-        f"platform.url = {config.platform.url!r}: only 'simulated' is available in this build "
-        "(the platform client arrives with the sync work)"
-    )
+    """The platform cannot be used as configured (e.g. the kiosk is not enrolled)."""
 
 
 @dataclass
@@ -75,9 +66,11 @@ class Kiosk:
     worker: ThreadPoolExecutor
     input_watcher: InputWatcher
     preview: CameraPreview
+    connection: Connection
 
     def close(self) -> None:
         """Stop devices and workers, release the window; the QApplication stays usable."""
+        self.connection.close()
         self.devices.id_reader.stop()
         self.preview.shutdown()
         self.worker.shutdown(wait=True, cancel_futures=True)
@@ -96,11 +89,31 @@ def build_kiosk(config: Config, app: QApplication) -> Kiosk:
     data_dir = config.data_dir
     storage = Storage(data_dir, hall_code=config.hall.code, kiosk_code=config.hall.kiosk_code)
     catalogs = CatalogStore(data_dir)
-    devices = build_devices(config, data_dir)
-    platform = build_platform(config)
-    intake = Intake(config, storage, catalogs, platform)
-    flow = ApplicantFlow(intake, default_lang="en" if config.session.language == "en" else "zh")
     bridge = Bridge()
+    try:
+        connection = connect(config, catalogs, on_state=bridge.sync_state.emit)
+    except NotEnrolled as exc:
+        storage.close()
+        raise PlatformConfigError(str(exc)) from exc
+    except BaseException:
+        storage.close()
+        raise
+    try:
+        devices = build_devices(config, data_dir)
+    except BaseException:
+        connection.close()
+        storage.close()
+        raise
+    platform = connection.platform
+    intake = Intake(
+        config,
+        storage,
+        catalogs,
+        platform,
+        connection.sealer,
+        on_saved=lambda _id: connection.wake(),
+    )
+    flow = ApplicantFlow(intake, default_lang="en" if config.session.language == "en" else "zh")
     # All device I/O runs on one dedicated thread, never on the GUI thread. The camera's live
     # preview is the exception: it has its own thread (ui.camera_view), and the camera
     # serialises the two itself.
@@ -144,7 +157,7 @@ def build_kiosk(config: Config, app: QApplication) -> Kiosk:
             flow.card_placed()
         elif isinstance(event, CardRead):
             log.info("card read in %.0f ms", event.elapsed_ms)
-            flow.card_read(event.document)
+            look_up_licences(event)
         elif isinstance(event, ReadFailed):
             log.warning("card read failed: %s", event.reason)
             flow.card_failed()
@@ -157,6 +170,34 @@ def build_kiosk(config: Config, app: QApplication) -> Kiosk:
             log.info("ID card reader back")
             flow.reader_back()
 
+    def look_up_licences(event: CardRead) -> None:
+        # The platform may be slow or away: ask on the worker thread (with the look-up's own
+        # short timeout) and hand the answer to the flow on the GUI thread.
+        session = flow.session
+
+        def ask() -> None:
+            held: frozenset[str] | None
+            try:
+                held = platform.held_licences(event.document.id_number)
+            except PlatformUnavailable as exc:
+                log.warning("e-licence look-up unavailable, asking for paper copies: %s", exc)
+                held = None
+            except Exception:  # a client bug must not leave the applicant at the card step
+                log.exception("e-licence look-up crashed")
+                held = None
+            bridge.licences_ready.emit((session, event.document, held))
+
+        worker.submit(ask)
+
+    def on_licences_ready(answer: object) -> None:
+        session, document, held = answer  # type: ignore[misc]
+        if session is not flow.session:
+            log.info("e-licence answer for an ended session dropped")
+            return
+        flow.card_read(document, held)
+
+    bridge.licences_ready.connect(on_licences_ready)
+    bridge.sync_state.connect(window.set_sync_state)
     bridge.reader_event.connect(on_reader_event)
     reader.start(bridge.on_reader_event)
 
@@ -208,6 +249,7 @@ def build_kiosk(config: Config, app: QApplication) -> Kiosk:
 
     flow.subscribe(on_flow_changed)
     bridge.receipt_ready.connect(on_receipt_ready)
+    connection.start()
     return Kiosk(
         config,
         storage,
@@ -222,4 +264,5 @@ def build_kiosk(config: Config, app: QApplication) -> Kiosk:
         worker,
         input_watcher,
         preview,
+        connection,
     )

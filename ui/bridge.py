@@ -20,6 +20,9 @@ class Bridge(QObject):
     # A ui.camera_view.PreviewUpdate while the live preview runs; None once it has stopped
     # (the screen then drops the last picture: it may show someone's document).
     preview_updated = Signal(object)
+    # (session, IdentityDocument, frozenset | None) when the e-licence look-up has answered.
+    licences_ready = Signal(object)
+    sync_state = Signal(object)  # a sync.relay.SyncState from the relay thread
 
     def on_reader_event(self, event: ReaderEvent) -> None:
         """A ReaderListener: safe to call from the reader's thread."""

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from kiosk.flow import Session, Step
-from kiosk.i18n import Text
+from kiosk.i18n import Lang, Text
 from kiosk.idle import IdlePhase, IdleWatch
 from kiosk.ports import CapturedPage
 from ui.context import UiContext
@@ -119,6 +119,11 @@ class MainWindow(QMainWindow):
         self.title = QLabel()
         self.title.setObjectName("title")
         row.addWidget(self.title, 1)
+        # Hidden until the relay reports: a kiosk without a platform connection says nothing.
+        self.network = QLabel()
+        self.network.setObjectName("network")
+        self.network.hide()
+        row.addWidget(self.network)
         self.lang_button = QPushButton()
         self.lang_button.setObjectName("lang")
         self.lang_button.clicked.connect(self._on_lang_clicked)
@@ -156,6 +161,7 @@ class MainWindow(QMainWindow):
         if self.keyboard is not None:
             self.keyboard.set_language(lang)
         self.title.setText(t("app_title", lang))
+        self._show_network(lang)
         self.lang_button.setText(t("switch_lang", lang))
         screen = self.screens[step]
         if self.stack.currentWidget() is not screen:
@@ -185,6 +191,22 @@ class MainWindow(QMainWindow):
             self.next_button.setText(NEXT_LABELS[step].get(lang))
         if step is Step.HOME:
             self.countdown.hide()
+
+    def set_sync_state(self, state: object) -> None:
+        """The relay's latest state (sync.relay.SyncState): shown as online or offline."""
+        self._online = getattr(state, "online", None)
+        self._show_network(self.flow.session.lang)
+
+    def _show_network(self, lang: Lang) -> None:
+        online = getattr(self, "_online", None)
+        if online is None:
+            self.network.hide()
+            return
+        self.network.setText(t("online" if online else "offline", lang))
+        self.network.setProperty("offline", "false" if online else "true")
+        self.network.style().unpolish(self.network)
+        self.network.style().polish(self.network)
+        self.network.show()
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)

@@ -13,6 +13,9 @@ UI: dict[str, Text] = {
     "back": Text("上一步", "Back"),
     "next": Text("下一步", "Next"),
     "cancel": Text("取消办理", "Cancel"),
+    "online": Text("● 已联网", "● Online"),
+    # Offline is normal in a hall: the applicant loses nothing, so say so.
+    "offline": Text("○ 离线办理 · 联网后自动提交", "○ Offline · sent automatically later"),
 }
 
 

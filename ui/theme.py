@@ -51,6 +51,9 @@ def style_sheet(family: str, base_pt: int) -> str:
     QMainWindow, QStackedWidget, #screen {{ background: {PAPER}; }}
     #topbar {{ background: {PRIMARY}; }}
     #topbar QLabel {{ color: white; font-size: {base_pt + 2}pt; font-weight: bold; }}
+    #topbar QLabel#network {{ font-size: {base_pt - 2}pt; font-weight: normal;
+                             padding: 4px 12px; margin-right: 12px; border-radius: 8px; }}
+    #topbar QLabel#network[offline="true"] {{ background: #FFF3CD; color: #5C4400; }}
     #topbar QPushButton {{ background: white; color: {PRIMARY}; border-radius: 8px;
         min-height: {MIN_TARGET_PX}px; min-width: 120px; padding: 0 18px; font-weight: bold; }}
     QPushButton {{ min-height: {MIN_TARGET_PX}px; min-width: {MIN_TARGET_PX}px;
