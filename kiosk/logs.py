@@ -71,5 +71,9 @@ def setup_logging(log_dir: Path | None, level: int = logging.INFO) -> None:
         handler.setFormatter(fmt)
         handler.addFilter(RedactingFilter())
         root.addHandler(handler)
+    # The HTTP client logs a line per request: per upload chunk. Its failures reach our own
+    # log lines through the relay.
+    logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
+    logging.getLogger("httpcore").setLevel(max(level, logging.WARNING))
     if problem:
         root.warning(problem)

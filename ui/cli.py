@@ -24,7 +24,7 @@ Self-service kiosk for government service halls (高效办成一件事).
 
 Commands:
   run     the kiosk for a hall: full screen, frameless, devices from the config file
-  demo    the kiosk in a window with simulated devices and an in-process platform
+  demo    the kiosk in a window with simulated devices and an embedded reference platform
   diag    what a device sees, for technicians (see `kiosk diag --help`); --json for machines
   enroll  register this kiosk with the platform once, with a one-time code
   sync    deliver queued applications to the platform (run, once, status)
@@ -85,8 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="windowed kiosk with simulated devices",
         description="Start the kiosk in a window with simulated devices (ID reader with demo "
-        "cards, camera, printer) and an in-process platform. Works headless with "
-        "QT_QPA_PLATFORM=offscreen.",
+        "cards, camera, printer) and an embedded reference platform on 127.0.0.1 that the "
+        "kiosk enrolls with and syncs to. Works headless with QT_QPA_PLATFORM=offscreen.",
     )
     for p in (run, demo):
         _common(p)
@@ -158,7 +158,22 @@ def _demo_config(config: Config) -> Config:
     devices = replace(
         config.devices, id_reader="simulated", camera="simulated", printer="simulated://"
     )
-    return replace(config, devices=devices, platform=replace(config.platform, url="simulated"))
+    # The demo shows the whole round trip: an embedded reference platform on 127.0.0.1 that
+    # advances applications on a timer, and a relay with short waits so status flows back
+    # while someone watches (a hall uses the defaults of docs/config.md).
+    sync = replace(
+        config.sync,
+        startup_delay_max_s=1.0,
+        status_poll_s=5.0,
+        backoff_base_s=1.0,
+        backoff_cap_s=30.0,
+        breaker_open_min_s=5.0,
+        breaker_open_max_s=15.0,
+    )
+    platform = config.platform
+    if platform.url == "simulated":  # the default: a configured URL is the user's choice
+        platform = replace(platform, url="embedded")
+    return replace(config, devices=devices, platform=platform, sync=sync)
 
 
 def _run_gui(config: Config, args: argparse.Namespace, fullscreen: bool) -> int:
