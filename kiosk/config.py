@@ -67,7 +67,8 @@ class SyncConfig:
     breaker_open_max_s: float = 300.0
     startup_delay_max_s: float = 60.0  # random wait after start-up or network return
     status_poll_s: float = 300.0  # status feed and catalog poll, ±20 %
-    chunk_kib: int = 256  # upload chunk size
+    chunk_kib: int = 64  # the first upload chunk; later ones are sized to take about 2 s
+    chunk_max_kib: int = 8192  # the largest chunk (the protocol allows 8 MiB)
     retention_days: float = 30.0  # sealed data kept this long after the platform's receipt
 
 
@@ -170,8 +171,8 @@ def _check(config: Config) -> None:
         raise ConfigError("sync.backoff_base_s must be > 0 and ≤ sync.backoff_cap_s")
     if y.breaker_failures < 1 or not (0 <= y.breaker_open_min_s <= y.breaker_open_max_s):
         raise ConfigError("sync.breaker_failures ≥ 1 and 0 ≤ breaker_open_min_s ≤ max")
-    if not (16 <= y.chunk_kib <= 1024):
-        raise ConfigError("sync.chunk_kib must be between 16 and 1024")
+    if not (4 <= y.chunk_kib <= y.chunk_max_kib <= 8192):
+        raise ConfigError("sync.chunk_kib ≥ 4 and ≤ sync.chunk_max_kib ≤ 8192")
     if y.startup_delay_max_s < 0 or y.status_poll_s <= 0 or y.retention_days < 0:
         raise ConfigError("sync delays must not be negative")
     url = config.platform.url

@@ -45,6 +45,11 @@ log = logging.getLogger(__name__)
 _RESYNC_S = 30.0
 # 409s in a row without progress before an upload is given up as transient (a confused server).
 _MAX_OFFSET_CONFLICTS = 3
+# Chunks are sized to take about this long on the link as measured: a cut link then costs at
+# most this much re-sending, and a fast link needs few requests (and few fsyncs) per blob.
+CHUNK_SECONDS = 2.0
+MIN_CHUNK = 16 << 10
+_GROWTH = 4  # at most ×4 from one chunk to the next
 
 
 class Transient(Exception):
@@ -162,6 +167,7 @@ class HttpPlatform:
             headers={"User-Agent": f"hall-kiosk/{enrollment.kiosk_id}"},
         )
         self.requests_sent = 0  # for diagnostics and benchmarks
+        self._chunk_hint: int | None = None  # chunk size learned from earlier uploads
 
     # Plumbing ---------------------------------------------------------------------------------
 
@@ -328,13 +334,19 @@ class HttpPlatform:
         size: int,
         chunk_size: int,
         *,
+        max_chunk: int | None = None,
         on_chunk: Callable[[int], None] | None = None,
     ) -> None:
         """Upload the file `path` as blob `sha256`, resuming from what the platform holds.
 
-        The file is read one chunk at a time; `on_chunk(offset)` runs after each accepted chunk.
+        The first chunk is `chunk_size` (or what earlier uploads learned); each later one is
+        sized to take about CHUNK_SECONDS at the rate just measured, up to `max_chunk`, and a
+        failure halves it. The file is read one chunk at a time; `on_chunk(offset)` runs after
+        each accepted chunk.
         """
-        chunk_size = max(1, min(chunk_size, MAX_CHUNK))
+        high = max(1, min(max_chunk or chunk_size, MAX_CHUNK))
+        low = min(MIN_CHUNK, chunk_size, high)
+        chunk_size = max(low, min(self._chunk_hint or chunk_size, high))
         offset = self.blob_offset(sha256)
         if offset > size:
             raise Transient(f"blob {sha256[:12]}: the platform holds more than its size")
@@ -347,18 +359,24 @@ class HttpPlatform:
                 chunk = f.read(min(chunk_size, size - offset))
                 if not chunk:
                     raise Transient(f"blob {sha256[:12]}: the local file is shorter than recorded")
-                response = self._request(
-                    "PATCH",
-                    f"{API}/blobs/{sha256}",
-                    body=chunk,
-                    headers={
-                        H_OFFSET: str(offset),
-                        H_LENGTH: str(size),
-                        H_CHECKSUM: chunk_checksum(chunk),
-                        "Content-Type": "application/offset+octet-stream",
-                    },
-                    passthrough=(403, 409, 422, CHECKSUM_MISMATCH),
-                )
+                started = time.monotonic()
+                try:
+                    response = self._request(
+                        "PATCH",
+                        f"{API}/blobs/{sha256}",
+                        body=chunk,
+                        headers={
+                            H_OFFSET: str(offset),
+                            H_LENGTH: str(size),
+                            H_CHECKSUM: chunk_checksum(chunk),
+                            "Content-Type": "application/offset+octet-stream",
+                        },
+                        passthrough=(403, 409, 422, CHECKSUM_MISMATCH),
+                    )
+                except Transient:
+                    self._chunk_hint = max(low, len(chunk) // 2)
+                    raise
+                elapsed = time.monotonic() - started
                 status = response.status_code
                 if status == 403:
                     # No application of ours declares it (any more): the platform lost state.
@@ -391,6 +409,9 @@ class HttpPlatform:
                 if not (offset < new_offset <= size):
                     raise self._garbage(response, f"Upload-Offset {new_offset} after {offset}")
                 offset, conflicts = new_offset, 0
+                rate = len(chunk) / max(elapsed, 1e-3)
+                wanted = min(int(rate * CHUNK_SECONDS), len(chunk) * _GROWTH)
+                chunk_size = self._chunk_hint = max(low, min(wanted, high))
                 if on_chunk is not None:
                     on_chunk(offset)
 

@@ -98,6 +98,7 @@ class Relay:
         self._clock = clock
         self._on_state = on_state
         self._chunk = config.sync.chunk_kib * 1024
+        self._max_chunk = config.sync.chunk_max_kib * 1024
         self._retention = dt.timedelta(days=config.sync.retention_days)
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -349,6 +350,7 @@ class Relay:
                     self.storage.attachments.path(sha),
                     sizes[sha],
                     self._chunk,
+                    max_chunk=self._max_chunk,
                     on_chunk=_after_chunk,
                 )
             crashpoint("relay.before-commit")

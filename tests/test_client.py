@@ -13,9 +13,11 @@ import hashlib
 import http.server
 import json
 import logging
+import os
 import ssl
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -572,6 +574,53 @@ def test_upload_resumes_from_what_the_platform_holds(
     assert sum(length for _, _, length in fake.patches) == len(data) - 300_000
     assert max(length for _, _, length in fake.patches) <= 100_000
     assert seen[-1] == len(data) and seen == sorted(seen)
+
+
+def test_chunks_grow_on_a_fast_link_and_shrink_after_a_failure(
+    fake: FakePlatform, client: HttpPlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(3_000_000)
+    item, sealed, (path, small_path) = outbox_item(tmp_path, [data, data[:200_000]])
+    big, small = (page.sha256 for page in item.pages)
+    client.put_application(item, sealed)
+    client.upload_blob(big, path, len(data), 16_384, max_chunk=8 << 20)
+    lengths = [length for _, _, length in fake.patches]
+    # 16 KiB, then ×4 each time the link turns out fast: 3 MB in a handful of requests.
+    assert lengths[:3] == [16_384, 65_536, 262_144] and len(lengths) <= 6
+    # The next blob starts at the size learned, capped by max_chunk.
+    fake.patches.clear()
+    fake.fail("PATCH", "/v1/blobs/", httpx.ReadTimeout)
+    with pytest.raises(Transient):
+        client.upload_blob(small, small_path, 200_000, 16_384, max_chunk=8 << 20)
+    learned = client._chunk_hint
+    assert learned is not None and learned < max(lengths)  # halved by the failure
+    client.upload_blob(small, small_path, 200_000, 16_384, max_chunk=32_768)
+    assert max(length for _, _, length in fake.patches) <= 32_768
+    assert small in fake.whole and big in fake.whole
+
+
+def test_on_a_slow_link_chunks_take_about_two_seconds(
+    fake: FakePlatform, client: HttpPlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(400_000)
+    item, sealed, (path,) = outbox_item(tmp_path, [data])
+    sha = item.pages[0].sha256
+    client.put_application(item, sealed)
+    # A 64 kbit/s link: each chunk takes len/8000 seconds on the monotonic clock.
+    clock = [0.0]
+    real_request = client._request
+
+    def slow_request(method: str, target: str, **kwargs: Any) -> httpx.Response:
+        body = kwargs.get("body") or b""
+        clock[0] += len(body) / 8000
+        return real_request(method, target, **kwargs)
+
+    monkeypatch.setattr(client, "_request", slow_request)
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    client.upload_blob(sha, path, len(data), 64 << 10, max_chunk=8 << 20)
+    lengths = [length for _, _, length in fake.patches]
+    assert lengths[0] == 64 << 10
+    assert all(length == 16_384 for length in lengths[1:-1])  # 2 s at 8 kB/s, the floor
 
 
 def test_an_offset_conflict_continues_from_the_platforms_offset(

@@ -54,6 +54,7 @@ def sync_config(**overrides: float) -> SyncConfig:
         startup_delay_max_s=0.0,
         status_poll_s=300.0,
         chunk_kib=16,
+        chunk_max_kib=16,
         retention_days=30.0,
     )
     base.update(overrides)
