@@ -1,8 +1,9 @@
 """The applicant's trip as a Qt-free state machine: the UI shows a screen per step.
 
 home → thing → identify → form → materials → review → receipt → home. `back` returns one
-step; `cancel`, `finish` and `timeout` wipe the session. Tests drive it without Qt; the UI
-subscribes with `subscribe` and calls the intent methods.
+step; `cancel`, `finish` and `timeout` wipe the session. The progress look-up is a short side
+trip: home → identify → progress → home. Tests drive it without Qt; the UI subscribes with
+`subscribe` and calls the intent methods.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from kiosk.application import StoredApplication
 from kiosk.catalog import Catalog, Thing
 from kiosk.form import Answer, UnifiedForm
 from kiosk.i18n import DEFAULT_LANG, Lang, Message
@@ -34,8 +36,19 @@ class Step(StrEnum):
     MATERIALS = "materials"
     REVIEW = "review"
     RECEIPT = "receipt"
+    PROGRESS = "progress"  # the applicant's own applications (办件进度查询)
 
 
+class Purpose(StrEnum):
+    """Why the applicant is here: to apply for a thing, or to check earlier applications."""
+
+    APPLY = "apply"
+    PROGRESS = "progress"
+
+
+RATING_SCORES = range(1, 6)  # 好差评: 1 非常不满意 … 5 非常满意
+
+# The application trip; the progress look-up (IDENTIFY → PROGRESS) is not part of it.
 ORDER = [Step.HOME, Step.THING, Step.IDENTIFY, Step.FORM, Step.MATERIALS, Step.REVIEW, Step.RECEIPT]
 
 
@@ -46,12 +59,17 @@ class _Ask:
 ASK = _Ask()
 
 
-class SubmitFailed(RuntimeError):
-    """Submission was not saved; `message` tells the applicant, the log tells the technician."""
+class BackendFailed(RuntimeError):
+    """The kiosk could not do what was asked; `message` tells the applicant, the log tells the
+    technician."""
 
     def __init__(self, message: Message) -> None:
         super().__init__(message.key)
         self.message = message
+
+
+class SubmitFailed(BackendFailed):
+    """Submission was not saved."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +84,7 @@ class Session:
     """Everything about the applicant in front of the screen. Wiped as a whole."""
 
     lang: Lang = DEFAULT_LANG
+    purpose: Purpose = Purpose.APPLY
     # The catalog the applicant started with: an update mid-session must not change the form
     # under their fingers, and the application records this version.
     catalog: Catalog | None = None
@@ -80,6 +99,9 @@ class Session:
     notice: Message | None = None  # the latest plain-words problem for the current step
     read_failures: int = 0
     result: SubmitResult | None = None
+    # The applicant's applications at this kiosk, newest first (progress look-up only).
+    progress: list[StoredApplication] = field(default_factory=list)
+    rating: int | None = None  # the 好差评 score given at the receipt step
 
 
 class Backend(Protocol):
@@ -93,6 +115,14 @@ class Backend(Protocol):
     def held_licences(self, id_number: str) -> frozenset[str]: ...
 
     def submit(self, session: Session, form: UnifiedForm) -> SubmitResult: ...
+
+    def progress(self, id_number: str) -> list[StoredApplication]:
+        """This person's applications at this kiosk, newest first (BackendFailed if unreadable)."""
+        ...
+
+    def rate(self, application_id: str, score: int) -> str:
+        """Queue a 1–5 rating for the platform; returns its id (BackendFailed if not saved)."""
+        ...
 
 
 Listener = Callable[[Step, Session], None]
@@ -143,6 +173,8 @@ class ApplicantFlow:
         old.errors.clear()
         old.identity = None
         old.result = None
+        old.progress.clear()
+        old.rating = None
         self.session = Session(lang=self.default_lang)
 
     # Intents --------------------------------------------------------------------------------
@@ -157,6 +189,13 @@ class ApplicantFlow:
         self.session.catalog = self.backend.catalog
         self.session.thing = self.session.catalog.thing(thing_id)
         self._go(Step.THING)
+
+    def check_progress(self) -> None:
+        """The applicant wants to see their earlier applications: ask for the ID card."""
+        if self.step is Step.HOME:
+            self.session.purpose = Purpose.PROGRESS
+            self.session.notice = None if self.reader_available else Message("reader_lost")
+            self._go(Step.IDENTIFY)
 
     def start(self) -> None:
         """The applicant wants to apply for the chosen thing: ask for the ID card."""
@@ -184,7 +223,7 @@ class ApplicantFlow:
             self._notify()
 
     def card_read(
-        self, document: IdentityDocument, held_licences: frozenset[str] | None | _Ask = ASK
+        self, document: IdentityDocument, held_licences: frozenset[str] | _Ask | None = ASK
     ) -> None:
         """The card was read. `held_licences` is the platform's answer when the caller already
         asked it off the GUI thread (None: it could not be asked); by default ask now."""
@@ -202,6 +241,9 @@ class ApplicantFlow:
         s.identity = document
         s.read_failures = 0
         s.notice = None
+        if s.purpose is Purpose.PROGRESS:
+            self._show_progress(document)
+            return
         if isinstance(held_licences, _Ask):
             try:
                 held_licences = self.backend.held_licences(document.id_number)
@@ -214,6 +256,17 @@ class ApplicantFlow:
         s.answers = {**{k: v for k, v in s.answers.items() if k not in prefilled}, **prefilled}
         s.errors = {}
         self._go(Step.FORM)
+
+    def _show_progress(self, document: IdentityDocument) -> None:
+        s = self.session
+        try:
+            s.progress = list(self.backend.progress(document.id_number))
+        except BackendFailed as exc:
+            log.error("progress look-up failed: %s", exc)
+            s.progress = []
+            s.notice = exc.message
+        log.info("progress look-up: %d application(s) found", len(s.progress))
+        self._go(Step.PROGRESS)
 
     def card_failed(self) -> None:
         if self.step is not Step.IDENTIFY:
@@ -313,8 +366,32 @@ class ApplicantFlow:
         s.notice = None
         self._go(Step.RECEIPT)
 
+    def rate(self, score: int) -> None:
+        """The applicant rates the service (好差评) at the receipt step: once, never required."""
+        s = self.session
+        if self.step is not Step.RECEIPT or s.result is None or s.rating is not None:
+            return
+        if score not in RATING_SCORES:
+            log.warning("rating %r refused: not 1 to 5", score)
+            return
+        try:
+            self.backend.rate(s.result.application_id, score)
+        except BackendFailed as exc:
+            log.error("rating of %s not saved: %s", s.result.application_id, exc)
+            s.notice = exc.message
+            self._notify()
+            return
+        s.rating = score
+        s.notice = None
+        self._notify()
+
     def back(self) -> None:
         if self.step in (Step.HOME, Step.RECEIPT):
+            return
+        if self.session.purpose is Purpose.PROGRESS or self.step not in ORDER:
+            # The look-up has no steps worth going back to: its card step is its first.
+            self._wipe()
+            self._go(Step.HOME)
             return
         previous = ORDER[ORDER.index(self.step) - 1]
         s = self.session
@@ -350,8 +427,11 @@ class ApplicantFlow:
         s = self.session
         return {
             "step": str(self.step),
+            "purpose": str(s.purpose),
             "thing": s.thing.id if s.thing else None,
             "identity": s.identity.masked_id_number if s.identity else None,
             "answers": len(s.answers),
             "pages": sum(len(p) for p in s.pages.values()),
+            "progress": len(s.progress),
+            "rated": s.rating is not None,
         }

@@ -113,6 +113,15 @@ MESSAGES: dict[str, Text] = {
         "请先阅读并同意个人信息使用说明", "Please read and agree to the privacy notice"
     ),
     "identity_missing": Text("请先放置身份证", "Please place your ID card first"),
+    # Progress look-up and rating: the backend raised these, the screens show them
+    "progress_failed": Text(
+        "暂时无法查询，请稍后再试或咨询工作人员",
+        "Your applications cannot be shown right now. Try later or ask staff",
+    ),
+    "rating_failed": Text(
+        "评价暂时没有保存成功，可以再点一次，也可以直接离开",
+        "Your rating could not be saved. Tap again, or just leave",
+    ),
 }
 
 

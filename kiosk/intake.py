@@ -11,16 +11,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kiosk.application import Submission, new_application_id
+from kiosk.application import StoredApplication, Submission, new_application_id
 from kiosk.catalog import Catalog, CatalogStore
 from kiosk.config import Config
-from kiosk.flow import Session, SubmitFailed, SubmitResult
+from kiosk.flow import BackendFailed, Session, SubmitFailed, SubmitResult
 from kiosk.form import UnifiedForm
 from kiosk.i18n import Lang, Message
 from kiosk.identity import IdentityDocument, keyed_hash
 from kiosk.ports import Platform, Sealer
 from kiosk.receipt import Receipt, ReceiptLine, promised_date, receipt_to_json
-from kiosk.storage import Storage, StorageError
+from kiosk.storage import Storage, StorageError, UnknownApplication
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,8 @@ def identity_payload(identity: IdentityDocument) -> dict[str, Any]:
 
 
 class Intake:
-    """The flow's backend: catalog, clock, e-licence look-up and the durable submit."""
+    """The flow's backend: catalog, clock, e-licence look-up, the durable submit, the progress
+    look-up and ratings."""
 
     def __init__(
         self,
@@ -155,6 +156,27 @@ class Intake:
         if self.on_saved is not None:
             self.on_saved(stored.id)
         return SubmitResult(stored.id, stored.receipt_number, receipt)
+
+    def progress(self, id_number: str) -> list[StoredApplication]:
+        """The applications this person made at this kiosk, newest first, found by the keyed
+        hash of their ID number (the number itself is not stored)."""
+        try:
+            return self.storage.applications_for(keyed_hash(id_number, self.id_key))
+        except StorageError as exc:
+            log.error("progress look-up failed: %s", exc)
+            raise BackendFailed(Message("progress_failed")) from exc
+
+    def rate(self, application_id: str, score: int) -> str:
+        """Queue the applicant's 好差评 score; the relay delivers it like an application."""
+        try:
+            rating_id = self.storage.add_rating(application_id, score)
+        except (StorageError, UnknownApplication) as exc:
+            log.error("rating of %s not saved: %s", application_id, exc)
+            raise BackendFailed(Message("rating_failed")) from exc
+        log.info("rating %s of application %s queued", rating_id, application_id)
+        if self.on_saved is not None:
+            self.on_saved(application_id)  # wakes the relay, which also sends queued ratings
+        return rating_id
 
     def build_receipt(
         self, session: Session, form: UnifiedForm, number: str, issued_at: dt.datetime, lang: Lang

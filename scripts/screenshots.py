@@ -54,7 +54,12 @@ def shoot(app: QApplication, out: Path, size: tuple[int, int], prefix: str, full
             driver.agree_and_submit()
             grab("7-receipt")
             if full:
+                driver.rate(5)
+                grab("7b-receipt-rated")
                 driver.press("next")
+                driver.check_progress("elderly")
+                grab("7c-progress")
+                driver.press("cancel")
                 driver.press("lang")
                 grab("8-home-english")
                 driver.choose("retirement")

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QApplication
 from devices.registry import Devices, build_devices
 from kiosk.catalog import CatalogStore
 from kiosk.config import Config
-from kiosk.flow import ApplicantFlow, Session, Step
+from kiosk.flow import ApplicantFlow, Purpose, Session, Step
 from kiosk.form import MaterialNeed
 from kiosk.intake import Intake
 from kiosk.ports import (
@@ -157,7 +157,11 @@ def build_kiosk(config: Config, app: QApplication) -> Kiosk:
             flow.card_placed()
         elif isinstance(event, CardRead):
             log.info("card read in %.0f ms", event.elapsed_ms)
-            look_up_licences(event)
+            if flow.session.purpose is Purpose.PROGRESS:
+                # Only this kiosk's own records are shown: no need to tell the platform.
+                flow.card_read(event.document, None)
+            else:
+                look_up_licences(event)
         elif isinstance(event, ReadFailed):
             log.warning("card read failed: %s", event.reason)
             flow.card_failed()

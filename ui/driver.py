@@ -129,3 +129,26 @@ class KioskDriver:
         self.scan_all()
         self.next(Step.REVIEW)
         self.agree_and_submit()
+
+    # The progress look-up and the rating -------------------------------------------------
+
+    def check_progress(self, card: str | None = None) -> None:
+        """Press 查询办理进度 on the home screen; with `card`, tap it and wait for the list."""
+        self.press("check_progress")
+        self.wait_until(lambda: self.flow.step is Step.IDENTIFY, "the card step")
+        if card is not None:
+            self.tap_card(card)
+            if self.flow.step is not Step.PROGRESS:
+                raise DriverError(f"the card {card!r} did not lead to the progress list")
+
+    def rate(self, score: int) -> None:
+        """Tap one of the five rating buttons on the receipt screen; wait for its outcome."""
+        before = self.flow.session.notice
+        self.press(f"rate_{score}")
+        self.wait_until(
+            lambda: (
+                self.flow.session.rating is not None
+                or (self.flow.session.notice is not None and self.flow.session.notice is not before)
+            ),
+            f"the rating {score}",
+        )

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from kiosk.flow import Session, Step
+from kiosk.flow import Purpose, Session, Step
 from kiosk.i18n import Lang, Text
 from kiosk.idle import IdlePhase, IdleWatch
 from kiosk.ports import CapturedPage
@@ -33,6 +33,7 @@ from ui.screens.form import FormScreen
 from ui.screens.home import HomeScreen
 from ui.screens.identify import IdentifyScreen
 from ui.screens.materials import MaterialsScreen
+from ui.screens.progress import ProgressScreen
 from ui.screens.receipt import ReceiptScreen
 from ui.screens.review import ReviewScreen
 from ui.screens.thing import ThingScreen
@@ -86,6 +87,7 @@ class MainWindow(QMainWindow):
             MaterialsScreen,
             ReviewScreen,
             ReceiptScreen,
+            ProgressScreen,
         ):
             screen = cls(ctx)
             self.screens[cls.step] = screen
@@ -186,11 +188,22 @@ class MainWindow(QMainWindow):
         self.cancel_button.setVisible(in_session and step is not Step.RECEIPT)
         self.next_button.setVisible(step in NEXT_LABELS and step is not Step.IDENTIFY)
         self.back_button.setText(t("back", lang))
-        self.cancel_button.setText(t("cancel", lang))
+        # Nothing is being applied for on the progress look-up: leaving it is just "Home".
+        looking_up = session.purpose is Purpose.PROGRESS
+        self.cancel_button.setText(t("home" if looking_up else "cancel", lang))
+        self._set_danger(self.cancel_button, not looking_up)
         if step in NEXT_LABELS:
             self.next_button.setText(NEXT_LABELS[step].get(lang))
         if step is Step.HOME:
             self.countdown.hide()
+
+    @staticmethod
+    def _set_danger(button: QPushButton, danger: bool) -> None:
+        value = "true" if danger else "false"
+        if button.property("danger") != value:
+            button.setProperty("danger", value)
+            button.style().unpolish(button)
+            button.style().polish(button)
 
     def set_sync_state(self, state: object) -> None:
         """The relay's latest state (sync.relay.SyncState): shown as online or offline."""

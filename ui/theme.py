@@ -66,6 +66,8 @@ def style_sheet(family: str, base_pt: int) -> str:
     QPushButton[danger="true"] {{ border-color: {DANGER}; color: {DANGER}; }}
     QPushButton:disabled {{ border-color: #9CA3AF; color: #4B5563; background: {SURFACE}; }}
     QPushButton:checked {{ background: {PRIMARY}; color: white; }}
+    QPushButton[chosen="true"]:disabled {{ background: {PRIMARY}; color: white;
+        border-color: {PRIMARY}; }}
     QLineEdit, QComboBox, QDateEdit, QSpinBox {{ min-height: {MIN_TARGET_PX}px; padding: 0 12px;
         border: 2px solid {MUTED}; border-radius: 8px; background: white; }}
     QLineEdit:focus {{ border: 3px solid {FOCUS}; }}

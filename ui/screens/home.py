@@ -1,4 +1,5 @@
-"""The first screen: pick a 一件事 by audience, life-event category or by typing its name."""
+"""The first screen: pick a 一件事 by audience, life-event category or by typing its name, or
+check on earlier applications (办件进度查询)."""
 
 from __future__ import annotations
 
@@ -92,6 +93,19 @@ class HomeScreen(Screen):
         page.addWidget(self._welcome)
         page.addWidget(self._hint)
 
+        # Coming back to ask "how is my application doing?" is the second reason to be here.
+        progress_row = QHBoxLayout()
+        progress_row.setSpacing(16)
+        self._progress = QPushButton()
+        self._progress.setObjectName("check_progress")
+        tall(self._progress, 90)
+        self._progress.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self._progress.clicked.connect(self._on_progress_clicked)
+        progress_row.addWidget(self._progress, 1)
+        self._progress_hint = label(role="muted")
+        progress_row.addWidget(self._progress_hint, 1)
+        page.addLayout(progress_row)
+
         audience_row = QHBoxLayout()
         audience_row.setSpacing(16)
         self._audience_group = QButtonGroup(self)
@@ -147,6 +161,8 @@ class HomeScreen(Screen):
             self._build(catalog)
         set_text(self._welcome, w("home_welcome", lang))
         set_text(self._hint, w("home_hint", lang))
+        self._progress.setText(w("check_progress", lang))
+        set_text(self._progress_hint, w("check_progress_hint", lang))
         for key, button in self._audience.items():
             button.setText(w(f"audience_{key}", lang))
         self._categories[ALL].setText(w("category_all", lang))
@@ -220,6 +236,9 @@ class HomeScreen(Screen):
 
     def _on_filter_changed(self) -> None:
         self._refresh()
+
+    def _on_progress_clicked(self) -> None:
+        self.ctx.flow.check_progress()
 
     def _on_tile_clicked(self, thing_id: str) -> None:
         self.ctx.flow.choose_thing(thing_id)

@@ -1,15 +1,34 @@
-"""Done: the receipt number, the receipt as printed, and whether to take it or photograph it."""
+"""Done: the receipt number, the receipt as printed, whether to take it or photograph it, and
+an optional one-tap rating of the service (好差评)."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPen, QPixmap, QResizeEvent
-from PySide6.QtWidgets import QBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
-from kiosk.flow import Session, Step
+from kiosk.flow import RATING_SCORES, Session, Step
 from ui.context import UiContext
 from ui.screens.base import Screen
-from ui.screens.words import PAGE_MARGIN, SPACING, label, set_role, set_text, w
+from ui.screens.words import (
+    PAGE_MARGIN,
+    SPACING,
+    ReflowGrid,
+    label,
+    notice_words,
+    set_role,
+    set_text,
+    w,
+)
 from ui.theme import MUTED
 
 
@@ -87,11 +106,45 @@ class ReceiptScreen(Screen):
         self._progress = label()
         for part in (self._title, self._number_label, self._number, self._printed, self._progress):
             column.addWidget(part)
+        column.addSpacing(SPACING)
+        column.addWidget(self._rating_row())
         column.addStretch(1)
         self._image = FittedImage()
         self._image.setObjectName("receipt_image")
         self._layout.addWidget(words)
         self._layout.addWidget(self._image, 1)
+
+    def _rating_row(self) -> QWidget:
+        row = QWidget()
+        row.setObjectName("rating")
+        box = QVBoxLayout(row)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.setSpacing(12)
+        self._rate_title = label(role="subtitle", name="rate_title")
+        self._rate_hint = label(role="muted")
+        self._rate_grid = ReflowGrid(min_item_width=140, max_columns=5, spacing=12, fit_widest=True)
+        self._rate_buttons: dict[int, QPushButton] = {}
+        for score in RATING_SCORES:
+            button = QPushButton()
+            button.setObjectName(f"rate_{score}")
+            # Five across even in half a landscape screen: less side padding than other buttons.
+            button.setStyleSheet("QPushButton { min-height: 90px; padding: 0 8px; }")
+            button.clicked.connect(partial(self._on_rate_clicked, score))
+            self._rate_buttons[score] = button
+        self._rate_grid.set_items(list(self._rate_buttons.values()))
+        self._rate_thanks = label(role="ok", name="rate_thanks")
+        self._rate_notice = label(role="error", name="rate_notice")
+        for part in (
+            self._rate_title,
+            self._rate_hint,
+            self._rate_grid,
+            self._rate_thanks,
+            self._rate_notice,
+        ):
+            box.addWidget(part)
+        self._rate_thanks.hide()
+        self._rate_notice.hide()
+        return row
 
     def render(self, session: Session) -> None:
         lang = session.lang
@@ -111,17 +164,53 @@ class ReceiptScreen(Screen):
         set_text(self._printed, status)
         set_role(self._printed, role)
         set_text(self._progress, w("receipt_progress", lang))
+        self._render_rating(session)
+
+    def _render_rating(self, session: Session) -> None:
+        lang = session.lang
+        set_text(self._rate_title, w("rate_title", lang))
+        set_text(self._rate_hint, w("rate_hint", lang))
+        rated = session.rating
+        for score, button in self._rate_buttons.items():
+            button.setText(w(f"rate_{score}", lang))
+            button.setEnabled(rated is None and session.result is not None)
+            self._mark_chosen(button, score == rated)
+        set_text(self._rate_thanks, w("rate_thanks", lang))
+        self._rate_thanks.setVisible(rated is not None)
+        notice = notice_words(session.notice, lang) if session.notice else ""
+        set_text(self._rate_notice, notice)
+        self._rate_notice.setVisible(bool(notice))
+
+    @staticmethod
+    def _mark_chosen(button: QPushButton, chosen: bool) -> None:
+        # The chosen face stays filled in after all five are disabled (theme: [chosen="true"]).
+        value = "true" if chosen else "false"
+        if button.property("chosen") != value:
+            button.setProperty("chosen", value)
+            button.style().unpolish(button)
+            button.style().polish(button)
+
+    def _on_rate_clicked(self, score: int) -> None:
+        self.ctx.flow.rate(score)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         size = event.size()
+        landscape = size.width() > size.height()
         self._layout.setDirection(
-            QBoxLayout.Direction.LeftToRight
-            if size.width() > size.height()
-            else QBoxLayout.Direction.TopToBottom
+            QBoxLayout.Direction.LeftToRight if landscape else QBoxLayout.Direction.TopToBottom
         )
+        # Side by side the words get half the width, so the five rating buttons fit one row;
+        # stacked, the receipt picture takes whatever height the words leave.
+        self._layout.setStretch(0, 1 if landscape else 0)
 
     def clear(self) -> None:
         self._number.clear()
         self._image.wipe()
         self._image.hide()
+        for button in self._rate_buttons.values():
+            button.setEnabled(True)
+            self._mark_chosen(button, False)
+        self._rate_thanks.hide()
+        self._rate_notice.clear()
+        self._rate_notice.hide()

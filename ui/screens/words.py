@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from kiosk.i18n import Lang, Text
+from kiosk.i18n import MESSAGES, Lang, Message, Text
 
 TEXT: dict[str, Text] = {
     # Home
@@ -182,7 +182,95 @@ TEXT: dict[str, Text] = {
     "receipt_progress": Text(
         "凭回执编号可以查询办理进度", "Use the receipt number to check progress"
     ),
+    "rate_title": Text("请评价本次服务", "Rate this service"),
+    "rate_hint": Text("点一下即可，不评价也可以", "One tap is enough. You can also skip this"),
+    "rate_1": Text("非常不满意", "Very poor"),
+    "rate_2": Text("不满意", "Poor"),
+    "rate_3": Text("一般", "OK"),
+    "rate_4": Text("满意", "Good"),
+    "rate_5": Text("非常满意", "Excellent"),
+    "rate_thanks": Text("感谢您的评价", "Thank you for your rating"),
+    # Home: the progress look-up
+    "check_progress": Text("查询办理进度", "Check my applications"),
+    "check_progress_hint": Text(
+        "刷身份证，查看在本机办过的申请", "Show your ID card to see what you applied for here"
+    ),
+    # Progress
+    "progress_title": Text("我的办件进度", "My applications"),
+    "progress_who": Text("申请人：{name}（{id}）", "Applicant: {name} ({id})"),
+    "progress_count": Text("共 {n} 件，最新的在最上面", "{n} applications, the newest first"),
+    "progress_count_1": Text("共 1 件", "1 application"),
+    "progress_none": Text("没有找到您在本机办理的申请", "No applications found at this kiosk"),
+    "progress_none_hint": Text(
+        "在其他地方办理的，请咨询工作人员", "For applications made elsewhere, please ask staff"
+    ),
+    "progress_done_hint": Text(
+        "看完后请点“{home}”，您的信息会马上清除",
+        'When you are done, tap "{home}": your details are wiped at once',
+    ),
+    "progress_receipt": Text("回执编号：{number}", "Receipt number: {number}"),
+    "progress_date": Text("申请时间：{date}", "Applied on: {date}"),
+    "progress_platform_number": Text("办件编号：{number}", "Case number: {number}"),
+    "progress_unknown_thing": Text("办事申请", "Application"),
+    "progress_services": Text("各部门办理情况", "Each department"),
+    "delivery_pending": Text(
+        "已保存在本机，联网后自动提交",
+        "Saved on this kiosk. It will be sent automatically when the network is back",
+    ),
+    "delivery_done": Text("已提交至政务服务平台", "Sent to the government service platform"),
+    "supplement_notice": Text(
+        "请携带材料到窗口补正", "Please bring your documents to a service counter"
+    ),
+    # The overall status of an application, in plain words
+    "status_queued": Text("已受理，等待提交", "Received, waiting to be sent"),
+    "status_uploading": Text("正在提交", "Being sent"),
+    "status_accepted": Text("部门已收到，等待办理", "The departments have it, waiting to start"),
+    "status_in_progress": Text("正在办理", "Being handled"),
+    "status_completed": Text("已办结", "Finished"),
+    "status_rejected": Text("未通过，请咨询工作人员", "Not approved. Please ask staff"),
+    "status_needs_supplement": Text("需要补充材料", "More documents needed"),
+    "status_quarantined": Text("正在核对，请咨询工作人员", "Being checked, please ask staff"),
+    "status_unknown": Text("请咨询工作人员", "Please ask staff"),
+    # One department's service
+    "service_waiting": Text("等待办理", "Waiting"),
+    "service_accepted": Text("已收到", "Received"),
+    "service_in_progress": Text("办理中", "In progress"),
+    "service_completed": Text("已办结", "Finished"),
+    "service_rejected": Text("未通过", "Not approved"),
+    "service_needs_supplement": Text("需补正材料", "Documents needed"),
 }
+
+APPLICATION_STATUSES = (
+    "queued",
+    "uploading",
+    "accepted",
+    "in_progress",
+    "completed",
+    "rejected",
+    "needs_supplement",
+    "quarantined",
+)
+SERVICE_STATUSES = ("accepted", "in_progress", "completed", "rejected", "needs_supplement")
+
+
+def status_words(status: str, lang: Lang) -> str:
+    """An application's overall status in plain words; anything unexpected sends to staff."""
+    key = f"status_{status}"
+    return w(key if status in APPLICATION_STATUSES else "status_unknown", lang)
+
+
+def service_status_words(status: str | None, lang: Lang) -> str:
+    """One service's status as the platform reports it (None: not reported yet)."""
+    if status is None:
+        return w("service_waiting", lang)
+    return w(f"service_{status}" if status in SERVICE_STATUSES else "status_unknown", lang)
+
+
+def notice_words(message: Message, lang: Lang) -> str:
+    """A flow notice in plain words: the core's messages, then the screens' own."""
+    if message.key in MESSAGES or message.key not in TEXT:
+        return message.render(lang)
+    return w(message.key, lang, **message.params)
 
 
 def w(key: str, lang: Lang, **params: Any) -> str:
