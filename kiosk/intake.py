@@ -79,6 +79,19 @@ class Intake:
         self.clock = clock
         self.id_key = load_or_create_key(config.data_dir / "id-hash.key")
 
+    def seal_legacy(self) -> int:
+        """Seal applications an older version saved in plaintext; returns how many.
+
+        Run at start-up, before the relay: they are then delivered like any other."""
+        done = 0
+        for app_id in self.storage.legacy_unsealed():
+            try:
+                self.storage.seal_legacy(app_id, self.sealer)
+                done += 1
+            except StorageError as exc:
+                log.error("older application %s not sealed yet: %s", app_id, exc)
+        return done
+
     @property
     def catalog(self) -> Catalog:
         return self.catalogs.catalog

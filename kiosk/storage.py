@@ -34,6 +34,7 @@ from kiosk.application import (
     new_application_id,
 )
 from kiosk.crash import crashpoint
+from kiosk.ports import Sealer
 
 log = logging.getLogger(__name__)
 
@@ -965,6 +966,68 @@ class Storage:
                 " quarantine_reason = '' WHERE id = ?",
                 [application_id],
             )
+
+    # Upgrading applications saved before sealing existed ------------------------------------
+
+    def legacy_unsealed(self) -> list[str]:
+        """Applications saved by software older than schema 3: plaintext payload and scans."""
+        rows = self._read(
+            "SELECT id FROM applications WHERE payload_sha256 IS NULL AND payload != ''"
+            " ORDER BY created_at, rowid"
+        )
+        return [row[0] for row in rows]
+
+    def seal_legacy(self, application_id: str, sealer: Sealer) -> None:
+        """Seal an older application in place (its scans, then its payload), so that it can be
+        delivered and its plaintext is gone. Safe to repeat after a crash: until the final
+        transaction, the plaintext rows still stand and the new files are orphans."""
+        rows = self._read(
+            "SELECT thing_id, catalog_version, channel, payload FROM applications"
+            " WHERE id = ? AND payload_sha256 IS NULL",
+            [application_id],
+        )
+        if not rows:
+            return
+        thing_id, catalog_version, channel, payload_json = rows[0]
+        legacy: dict[str, Any] = json.loads(payload_json)
+        old_pages = self._pages_of([application_id])[application_id]
+        new_pages: list[Page] = []
+        for page in old_pages:
+            sealed = sealer.seal_page(application_id, self.attachments.get(page.sha256))
+            blob = self.attachments.put(sealed)
+            new_pages.append(Page(page.material_id, blob.sha256, blob.size))
+        document = {
+            **legacy,
+            "application_id": application_id,
+            "thing_id": thing_id,
+            "catalog_version": catalog_version,
+            "channel": channel,
+            "pages": [
+                {"material_id": p.material_id, "sha256": p.sha256, "size": p.size}
+                for p in new_pages
+            ],
+        }
+        plaintext = json.dumps(document, ensure_ascii=False, sort_keys=True).encode()
+        payload = self.attachments.put(sealer.seal_payload(application_id, plaintext))
+        with self._write("could not seal an older application") as db:
+            seq = db.execute("SELECT COALESCE(MAX(kiosk_seq), 0) + 1 FROM applications")
+            db.execute(
+                "UPDATE applications SET payload = '', payload_sha256 = ?,"
+                " kiosk_seq = COALESCE(kiosk_seq, ?) WHERE id = ?",
+                [payload.sha256, int(seq.fetchone()[0]), application_id],
+            )
+            db.execute("DELETE FROM pages WHERE application_id = ?", [application_id])
+            for page_seq, page in enumerate(new_pages, start=1):
+                db.execute(
+                    "INSERT INTO pages (application_id, seq, material_id, sha256, size)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [application_id, page_seq, page.material_id, page.sha256, page.size],
+                )
+        live = self._referenced()
+        for page in old_pages:
+            if page.sha256 not in live:
+                self.attachments.remove(page.sha256)
+        log.info("older application %s sealed (%d page(s))", application_id, len(new_pages))
 
     # Status feed and sync metadata ------------------------------------------------------------
 

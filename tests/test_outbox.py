@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -187,3 +188,38 @@ def test_ratings_queue_and_deliver(storage: Storage) -> None:
     storage.rating_quarantined(first, "422")
     assert storage.ratings_due(None) == []
     assert storage.rating_counts() == {"sent": 1, "quarantined": 1}
+
+
+def test_an_application_saved_before_sealing_is_sealed_in_place(storage: Storage) -> None:
+    from sync.simulated import SimulatedPlatform
+
+    platform = SimulatedPlatform({})
+    app = submit(storage, pages=2)
+    scan = b"\xff\xd8 a plaintext scan from the older version"
+    legacy = {"identity": {"id_number": "110105194912310025"}, "answers": {"a": 1}, "lang": "zh"}
+    # What schema 2 left behind: the payload in a column, scans in the clear, no outbox state.
+    plain = storage.attachments.put(scan)
+    with storage._write("test") as db:
+        db.execute(
+            "UPDATE applications SET payload = ?, payload_sha256 = NULL, kiosk_seq = NULL"
+            " WHERE id = ?",
+            [json.dumps(legacy), app],
+        )
+        db.execute(
+            "UPDATE pages SET sha256 = ?, size = ? WHERE application_id = ?",
+            [plain.sha256, plain.size, app],
+        )
+    assert storage.legacy_unsealed() == [app]
+    assert storage.outbox(None) == []
+
+    storage.seal_legacy(app, platform.sealer)
+    assert storage.legacy_unsealed() == []
+    (item,) = storage.outbox(None)
+    opened = platform.open_payload(app, storage.sealed_payload(app))
+    assert opened["identity"] == legacy["identity"] and opened["application_id"] == app
+    assert [p["sha256"] for p in opened["pages"]] == [p.sha256 for p in item.pages]
+    assert all(
+        platform.open_page(app, storage.attachments.get(p.sha256)) == scan for p in item.pages
+    )
+    assert plain.sha256 not in storage.attachments.all_hashes()  # the plaintext is gone
+    assert item.kiosk_seq > 0 and storage.verify() == []

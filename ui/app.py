@@ -113,6 +113,7 @@ def build_kiosk(config: Config, app: QApplication) -> Kiosk:
         connection.sealer,
         on_saved=lambda _id: connection.wake(),
     )
+    intake.seal_legacy()
     flow = ApplicantFlow(intake, default_lang="en" if config.session.language == "en" else "zh")
     # All device I/O runs on one dedicated thread, never on the GUI thread. The camera's live
     # preview is the exception: it has its own thread (ui.camera_view), and the camera
