@@ -67,6 +67,9 @@ class SyncConfig:
     breaker_open_max_s: float = 300.0
     startup_delay_max_s: float = 60.0  # random wait after start-up or network return
     status_poll_s: float = 300.0  # status feed and catalog poll, ±20 %
+    # After an outage, Retry-After or an open breaker, queued applications go out this far
+    # apart (±20 %) until a pass meets no trouble: a hall's backlog does not arrive at once.
+    backlog_gap_s: float = 1.0
     chunk_kib: int = 64  # the first upload chunk; later ones are sized to take about 2 s
     chunk_max_kib: int = 8192  # the largest chunk (the protocol allows 8 MiB)
     retention_days: float = 30.0  # sealed data kept this long after the platform's receipt
@@ -173,7 +176,12 @@ def _check(config: Config) -> None:
         raise ConfigError("sync.breaker_failures ≥ 1 and 0 ≤ breaker_open_min_s ≤ max")
     if not (4 <= y.chunk_kib <= y.chunk_max_kib <= 8192):
         raise ConfigError("sync.chunk_kib ≥ 4 and ≤ sync.chunk_max_kib ≤ 8192")
-    if y.startup_delay_max_s < 0 or y.status_poll_s <= 0 or y.retention_days < 0:
+    if (
+        y.startup_delay_max_s < 0
+        or y.status_poll_s <= 0
+        or y.retention_days < 0
+        or y.backlog_gap_s < 0
+    ):
         raise ConfigError("sync delays must not be negative")
     url = config.platform.url
     if url not in ("simulated", "embedded") and not (

@@ -20,7 +20,7 @@ from kiosk.catalog import CatalogError, CatalogStore
 from kiosk.config import Config
 from kiosk.crash import crashpoint
 from kiosk.storage import OutboxItem, RatingItem, Storage, StorageError
-from sync.backoff import RetryPolicy
+from sync.backoff import RetryPolicy, jittered
 from sync.client import CursorReset, HttpPlatform, Refused, Transient, Unauthenticated
 from sync.protocol import ProtocolError, verify_receipt
 
@@ -104,6 +104,9 @@ class Relay:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._delay_next = threading.Event()  # network came back: wait a random delay first
+        # Trouble seen (outage, Retry-After, open breaker): space the backlog out until a
+        # pass goes through cleanly.
+        self._paced = False
         self._thread: threading.Thread | None = None
         self._next_poll = 0.0  # status feed and catalog due (relay clock)
         self._state = SyncState(breaker=self.policy.breaker.state)
@@ -133,6 +136,7 @@ class Relay:
         """Run a pass soon: after a submission, or (with a random delay) when the link is back."""
         if network_returned:
             self._delay_next.set()
+            self._paced = True
         self._wake.set()
 
     def stop(self, timeout: float | None = 10.0) -> None:
@@ -252,6 +256,10 @@ class Relay:
             result.stopped, result.unauthenticated = "unauthenticated", True
             self._online = True
             self._last_error = f"the platform refused this kiosk ({exc.reason}); enroll again"
+        troubled = result.stopped in ("retry-after", "breaker open") or result.failed > 0
+        if troubled != self._paced:
+            log.info("backlog %s", "paced" if troubled else "no longer paced")
+        self._paced = troubled
         self._purge(result)
         self._save_meta()
         self._publish()
@@ -309,6 +317,7 @@ class Relay:
 
     def _uploads(self, result: PassResult, now: float | None) -> None:
         seen: set[str] = set()
+        gap = self.config.sync.backlog_gap_s
         while True:
             # Items that failed may be due again at once (full jitter can draw 0): one try per
             # pass each, and the limit grows so that unseen ones are always reached.
@@ -317,6 +326,9 @@ class Relay:
             if not items:
                 return
             for item in items:
+                if seen and self._paced and gap > 0 and self._stop.wait(jittered(gap)):
+                    result.stopped = "stopping"
+                    return
                 seen.add(item.id)
                 outcome = self._deliver(item)
                 if outcome == "accepted":

@@ -241,6 +241,39 @@ def test_retry_after_is_honoured_for_the_item_and_the_whole_kiosk(
     assert {storage.get(i).status for i in (first, second)} == {Status.ACCEPTED}
 
 
+def test_after_trouble_the_backlog_is_spaced_out_until_a_clean_pass(
+    relay: Relay,
+    storage: Storage,
+    fake: FakePlatform,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gaps: list[float] = []
+
+    def wait(seconds: float | None = None) -> bool:
+        gaps.append(seconds or 0.0)
+        return False
+
+    monkeypatch.setattr(relay._stop, "wait", wait)
+    for seed in range(3):
+        submit(storage, seed=seed)
+    assert relay.run_once().uploaded == 3 and gaps == []  # no trouble: back to back
+    for seed in range(3, 6):
+        submit(storage, seed=seed)
+    fake.fail(
+        "PUT", "/v1/applications/", json_response(429, {"error": "busy"}, {"Retry-After": "2"})
+    )
+    relay.run_once()
+    clock.advance(3)
+    assert relay.run_once().uploaded == 3
+    # Paced after the 429: two gaps of about backlog_gap_s (±20 %) between three items.
+    assert len(gaps) == 2 and all(0.8 <= g <= 1.2 for g in gaps)
+    for seed in range(6, 8):
+        submit(storage, seed=seed)
+    gaps.clear()
+    assert relay.run_once().uploaded == 2 and gaps == []  # the clean pass ended pacing
+
+
 def test_backoff_grows_and_the_breaker_stops_the_pass(
     config: Config, storage: Storage, platform: HttpPlatform, fake: FakePlatform, clock: Clock
 ) -> None:

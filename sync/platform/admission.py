@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 
 class Admission:
-    """`rate` requests per second with a burst of `rate`; `admit()` says yes or how long to wait.
+    """`rate` requests per second with a burst of rate/4; `admit()` says yes or how long to wait.
 
     The backlog is the number of refused requests told to return in the future; the
     Retry-After of the next one is drawn uniformly from 1..ceil((backlog + 1) / rate) + 1 s,
@@ -29,7 +29,9 @@ class Admission:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.rate = float(rate)
-        self.burst = max(1.0, self.rate)
+        # A quarter second's worth: a full bucket plus a second's refill would admit 1.25x
+        # the rate in one second, where a burst of `rate` would admit 2x.
+        self.burst = max(1.0, self.rate / 4)
         self._clock = clock
         self._rng = rng or random.Random()
         self._tokens = self.burst
