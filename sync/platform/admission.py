@@ -4,7 +4,6 @@ hall of kiosks returning after an outage spreads out instead of arriving in step
 
 from __future__ import annotations
 
-import math
 import random
 import threading
 import time
@@ -14,9 +13,8 @@ from collections.abc import Callable
 class Admission:
     """`rate` requests per second with a burst of rate/4; `admit()` says yes or how long to wait.
 
-    The backlog is the number of refused requests told to return in the future; the
-    Retry-After of the next one is drawn uniformly from 1..ceil((backlog + 1) / rate) + 1 s,
-    so the returns arrive at about `rate` per second however large the herd.
+    Refused requests are booked into future seconds, at most rate/2 returning in any one
+    second, so returns arrive below the capacity however large the herd.
     """
 
     def __init__(
@@ -38,6 +36,7 @@ class Admission:
         self._stamp = clock()
         self._lock = threading.Lock()
         self._returns: dict[int, int] = {}  # whole second → refused requests told to return then
+        self._return_quota = max(1.0, self.rate / 2)
         self.admitted = 0
         self.refused = 0
         self.admitted_per_second: dict[int, int] = {}
@@ -60,9 +59,17 @@ class Admission:
                 return None
             for past in [s for s in self._returns if s <= second]:
                 del self._returns[past]
-            backlog = sum(self._returns.values())
-            window = math.ceil((backlog + 1) / self.rate) + 1
-            wait = self._rng.randint(1, window)
+            # A calendar of returns: each refused request is told to come back in a second
+            # that has room, at most half the rate returning in any one second (the other
+            # half is for requests that were never refused). Random among the first few
+            # seconds with room, so the returns do not line up either.
+            room: list[int] = []
+            wait = 1
+            while len(room) < 3:
+                if self._returns.get(second + wait, 0) < self._return_quota:
+                    room.append(wait)
+                wait += 1
+            wait = self._rng.choice(room)
             self._returns[second + wait] = self._returns.get(second + wait, 0) + 1
             self.refused += 1
             return wait
