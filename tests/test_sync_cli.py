@@ -33,7 +33,8 @@ def write_config(tmp_path: Path, url: str, ca_file: str = "") -> Path:
         f'[storage]\ndata_dir = "{tmp_path / "kiosk"}"\n'
         f'[platform]\nurl = "{url}"\nca_file = "{ca_file}"\n'
         "connect_timeout_s = 5.0\nrequest_timeout_s = 10.0\n"
-        "[sync]\nstartup_delay_max_s = 0.0\nchunk_kib = 16\nchunk_max_kib = 16\nstatus_poll_s = 1.0\n",
+        "[sync]\nstartup_delay_max_s = 0.0\nchunk_kib = 16\nchunk_max_kib = 16\n"
+        "status_poll_s = 1.0\n",
         encoding="utf-8",
     )
     return path
