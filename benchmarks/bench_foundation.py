@@ -62,7 +62,13 @@ def run(full: bool) -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp:
         config = Config(storage=StorageConfig(data_dir=tmp))
         storage = Storage(Path(tmp), hall_code="HZ01", kiosk_code="K01")
-        intake = Intake(config, storage, CatalogStore(Path(tmp)), (p := SimulatedPlatform(DEMO_LICENCES)), p.sealer)
+        intake = Intake(
+            config,
+            storage,
+            CatalogStore(Path(tmp)),
+            (p := SimulatedPlatform(DEMO_LICENCES)),
+            p.sealer,
+        )
         flow = ApplicantFlow(intake)
         from kiosk.ports import CapturedPage
 

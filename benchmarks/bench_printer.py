@@ -30,7 +30,13 @@ def _receipt() -> Receipt:
     with tempfile.TemporaryDirectory() as tmp:
         storage = Storage(Path(tmp), hall_code="HZ01", kiosk_code="K01")
         config = Config(storage=StorageConfig(data_dir=tmp))
-        intake = Intake(config, storage, CatalogStore(Path(tmp)), (p := SimulatedPlatform(DEMO_LICENCES)), p.sealer)
+        intake = Intake(
+            config,
+            storage,
+            CatalogStore(Path(tmp)),
+            (p := SimulatedPlatform(DEMO_LICENCES)),
+            p.sealer,
+        )
         thing = load_shipped_catalog().thing(THING)
         form = UnifiedForm(intake.catalog, thing, card, DEMO_LICENCES[card.id_number])
         answers = sample_answers(form, form.prefilled())

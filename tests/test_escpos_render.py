@@ -48,7 +48,9 @@ def intake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Intake]:
     tmp = tmp_path_factory.mktemp("intake")
     storage = Storage(tmp, hall_code="HZ01", kiosk_code="K01")
     config = Config(storage=StorageConfig(data_dir=str(tmp)))
-    yield Intake(config, storage, CatalogStore(tmp), (p := SimulatedPlatform(DEMO_LICENCES)), p.sealer)
+    yield Intake(
+        config, storage, CatalogStore(tmp), (p := SimulatedPlatform(DEMO_LICENCES)), p.sealer
+    )
     storage.close()
 
 
