@@ -426,6 +426,7 @@ class Storage:
         clock: Callable[[], dt.datetime] = _local_now,
         collect_orphans: bool = True,
         orphan_grace_s: float = 3600.0,
+        synchronous: Literal["FULL", "NORMAL"] = "FULL",
     ) -> None:
         self.data_dir = Path(data_dir)
         self.hall_code = _check_code("hall_code", hall_code)
@@ -440,6 +441,11 @@ class Storage:
             raise StorageError(f"cannot create the data directory: {reason}", reason) from exc
         self.attachments = AttachmentStore(self.data_dir / "attachments")
         self._db = self._open(self.data_dir / _DB_NAME)
+        # The relay's own connection may use NORMAL: everything it writes (uploading, a
+        # receipt, a feed page) is redone identically if a power cut takes it back, and WAL
+        # keeps NORMAL safe from process crashes. Submissions and purges are always FULL.
+        self._synchronous = synchronous
+        self._db.execute(f"PRAGMA synchronous={synchronous}")
         try:
             self._migrate()
             removed = self._collect_orphans(orphan_grace_s) if collect_orphans else 0
@@ -536,6 +542,20 @@ class Storage:
                 reason = failure_reason(exc)
                 raise StorageError(f"{what}: {reason}", reason) from exc
 
+    @contextlib.contextmanager
+    def _full_sync(self) -> Iterator[None]:
+        """Make the transactions inside durable against power loss on any connection: files
+        are deleted or trusted because of them."""
+        with self._lock:
+            relaxed = self._synchronous != "FULL"
+            if relaxed:
+                self._db.execute("PRAGMA synchronous=FULL")
+            try:
+                yield
+            finally:
+                if relaxed:
+                    self._db.execute(f"PRAGMA synchronous={self._synchronous}")
+
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             try:
@@ -569,7 +589,7 @@ class Storage:
         day = now.strftime("%Y%m%d")
         stamp = now.isoformat()
         number: str | None = None
-        with self._write("could not save the application") as db:
+        with self._full_sync(), self._write("could not save the application") as db:
             # A second tap on "submit" must not make a second application.
             if not db.execute(
                 "SELECT 1 FROM applications WHERE id = ?", [submission.id]
@@ -1125,7 +1145,7 @@ class Storage:
         if not ids:
             return 0
         stamp = self._clock().isoformat()
-        with self._write("could not purge delivered applications") as db:
+        with self._full_sync(), self._write("could not purge delivered applications") as db:
             for app_id in ids:
                 db.execute(
                     "UPDATE applications SET purged_at = ?, payload = '' WHERE id = ?",

@@ -89,6 +89,7 @@ def _open_storage(config: Config) -> Storage:
         hall_code=config.hall.code,
         kiosk_code=config.hall.kiosk_code,
         collect_orphans=False,
+        synchronous="NORMAL",  # what the relay writes is redone if a power cut undoes it
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import hashlib
 import json
 import logging
 import ssl
@@ -33,7 +34,6 @@ from sync.protocol import (
     SCHEMA,
     b64,
     canonical_json,
-    chunk_checksum,
     sha256_hex,
     sign_request,
 )
@@ -195,6 +195,7 @@ class HttpPlatform:
         signed: bool = True,
         timeout: httpx.Timeout | None = None,
         passthrough: Collection[int] = (),
+        body_sha256: bytes | None = None,
     ) -> httpx.Response:
         """Send one request and map the generic outcomes; `passthrough` statuses are returned."""
         for attempt in (1, 2):
@@ -217,6 +218,7 @@ class HttpPlatform:
                         target,
                         body,
                         self.now(),
+                        body_sha256=body_sha256,
                     )
                 )
             self.requests_sent += 1
@@ -336,18 +338,20 @@ class HttpPlatform:
         *,
         max_chunk: int | None = None,
         on_chunk: Callable[[int], None] | None = None,
+        fresh: bool = False,
     ) -> None:
         """Upload the file `path` as blob `sha256`, resuming from what the platform holds.
 
         The first chunk is `chunk_size` (or what earlier uploads learned); each later one is
         sized to take about CHUNK_SECONDS at the rate just measured, up to `max_chunk`, and a
         failure halves it. The file is read one chunk at a time; `on_chunk(offset)` runs after
-        each accepted chunk.
+        each accepted chunk. `fresh`: the platform has just said it lacks this blob and no
+        earlier attempt sent any of it, so the HEAD is skipped (a 409 would correct us).
         """
         high = max(1, min(max_chunk or chunk_size, MAX_CHUNK))
         low = min(MIN_CHUNK, chunk_size, high)
         chunk_size = max(low, min(self._chunk_hint or chunk_size, high))
-        offset = self.blob_offset(sha256)
+        offset = 0 if fresh else self.blob_offset(sha256)
         if offset > size:
             raise Transient(f"blob {sha256[:12]}: the platform holds more than its size")
         restarted = False
@@ -360,6 +364,7 @@ class HttpPlatform:
                 if not chunk:
                     raise Transient(f"blob {sha256[:12]}: the local file is shorter than recorded")
                 started = time.monotonic()
+                chunk_sha = hashlib.sha256(chunk).digest()
                 try:
                     response = self._request(
                         "PATCH",
@@ -368,10 +373,11 @@ class HttpPlatform:
                         headers={
                             H_OFFSET: str(offset),
                             H_LENGTH: str(size),
-                            H_CHECKSUM: chunk_checksum(chunk),
+                            H_CHECKSUM: f"sha256 {b64(chunk_sha)}",
                             "Content-Type": "application/offset+octet-stream",
                         },
                         passthrough=(403, 409, 422, CHECKSUM_MISMATCH),
+                        body_sha256=chunk_sha,
                     )
                 except Transient:
                     self._chunk_hint = max(low, len(chunk) // 2)

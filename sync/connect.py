@@ -109,6 +109,7 @@ def connect(
             hall_code=config.hall.code,
             kiosk_code=config.hall.kiosk_code,
             collect_orphans=False,
+            synchronous="NORMAL",  # what the relay writes is redone if a power cut undoes it
         )
         closers.append(relay_storage.close)
         relay = Relay(config, relay_storage, client, catalogs=catalogs, on_state=on_state)

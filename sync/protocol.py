@@ -150,10 +150,20 @@ def signing_string(
 
 
 def sign_request(
-    key: Ed25519PrivateKey, kiosk_id: str, method: str, target: str, body: bytes, now: float
+    key: Ed25519PrivateKey,
+    kiosk_id: str,
+    method: str,
+    target: str,
+    body: bytes,
+    now: float,
+    *,
+    body_sha256: bytes | None = None,
 ) -> dict[str, str]:
-    """The headers that authenticate one request (target = path with its query string)."""
-    digest = content_digest(body)
+    """The headers that authenticate one request (target = path with its query string).
+
+    `body_sha256`: the body's digest when the caller already has it (an upload chunk's
+    Upload-Checksum is the same hash), to hash each chunk once."""
+    digest = f"sha-256=:{b64(body_sha256)}:" if body_sha256 is not None else content_digest(body)
     timestamp = str(int(now))
     nonce = secrets.token_hex(16)
     signature = key.sign(signing_string(method, target, digest, kiosk_id, timestamp, nonce))

@@ -13,9 +13,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from kiosk.application import Status
 from kiosk.catalog import CatalogError, CatalogStore
 from kiosk.config import Config
 from kiosk.crash import crashpoint
@@ -318,6 +320,9 @@ class Relay:
     def _uploads(self, result: PassResult, now: float | None) -> None:
         seen: set[str] = set()
         gap = self.config.sync.backlog_gap_s
+        # Several applications in flight hide the round trips and the platform's fsyncs on a
+        # good link; after trouble, one at a time and spaced (see backlog_gap_s).
+        parallel = 1 if self._paced else max(1, self.config.sync.parallel_uploads)
         while True:
             # Items that failed may be due again at once (full jitter can draw 0): one try per
             # pass each, and the limit grows so that unseen ones are always reached.
@@ -325,21 +330,65 @@ class Relay:
             items = [i for i in batch if i.id not in seen]
             if not items:
                 return
+            if parallel > 1 and result.uploaded:
+                if not self._deliver_parallel(items, seen, result, parallel):
+                    return
+                continue
+            if parallel > 1:
+                # One alone first: a busy or unreachable platform then costs one request,
+                # not one per slot.
+                items = items[:1]
             for item in items:
                 if seen and self._paced and gap > 0 and self._stop.wait(jittered(gap)):
                     result.stopped = "stopping"
                     return
                 seen.add(item.id)
-                outcome = self._deliver(item)
-                if outcome == "accepted":
-                    result.uploaded += 1
-                elif outcome == "quarantined":
-                    result.quarantined += 1
-                else:
-                    result.failed += 1
-                    if outcome == "retry-after":
-                        result.stopped = "retry-after"
-                        return
+                if not self._tally(self._deliver(item), result):
+                    return
+
+    @staticmethod
+    def _tally(outcome: str, result: PassResult) -> bool:
+        """Count one delivery's outcome; False when the pass must stop (Retry-After)."""
+        if outcome == "accepted":
+            result.uploaded += 1
+        elif outcome == "quarantined":
+            result.quarantined += 1
+        else:
+            result.failed += 1
+            if outcome == "retry-after":
+                result.stopped = "retry-after"
+                return False
+        return True
+
+    def _deliver_parallel(
+        self, items: list[OutboxItem], seen: set[str], result: PassResult, parallel: int
+    ) -> bool:
+        """Deliver `items` with up to `parallel` in flight; False when the pass must stop.
+
+        Each application is independent (its own id, blobs and receipt), so delivering two at
+        once changes nothing about exactly-once; a Retry-After or an open breaker stops new
+        ones from starting, and the ones in flight finish or fail as they would alone."""
+        queue = list(items)
+        stop: BaseException | None = None
+        go_on = True
+        with ThreadPoolExecutor(parallel, thread_name_prefix="relay-upload") as pool:
+            running: set[Future[str]] = set()
+            while queue or running:
+                while queue and go_on and stop is None and len(running) < parallel:
+                    item = queue.pop(0)
+                    seen.add(item.id)
+                    running.add(pool.submit(self._deliver, item))
+                if not running:
+                    break
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    try:
+                        go_on = self._tally(future.result(), result) and go_on
+                    except (BreakerOpen, Unauthenticated) as exc:
+                        stop = stop or exc
+        if stop is not None:
+            raise stop
+        return go_on
 
     def _deliver(self, item: OutboxItem) -> str:
         """Deliver one application; 'accepted', 'quarantined', 'failed' or 'retry-after'."""
@@ -364,6 +413,8 @@ class Relay:
                     self._chunk,
                     max_chunk=self._max_chunk,
                     on_chunk=_after_chunk,
+                    # Never tried, not resumed after a crash: nothing of it can be there yet.
+                    fresh=item.attempts == 0 and item.status is Status.QUEUED,
                 )
             crashpoint("relay.before-commit")
             receipt, signature = self._call(self.platform.commit, item.id)

@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from kiosk import crash
 from kiosk.application import Status
@@ -319,13 +319,16 @@ class Kiosk:
         assert enrollment is not None, f"{self.data_dir} is not enrolled"
         return enrollment
 
-    def storage(self, *, collect_orphans: bool = False) -> Storage:
+    def storage(
+        self, *, collect_orphans: bool = False, synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    ) -> Storage:
         # Orphan collection is the kiosk's own start-up business; checks must not change state.
         return Storage(
             self.data_dir,
             hall_code=self.config.hall.code,
             kiosk_code=self.config.hall.kiosk_code,
             collect_orphans=collect_orphans,
+            synchronous=synchronous,
         )
 
     def client(self, url: str | None = None) -> HttpPlatform:
@@ -333,8 +336,9 @@ class Kiosk:
 
     @contextmanager
     def relay(self, url: str | None = None, **kwargs: Any) -> Iterator[Relay]:
-        """A relay on its own Storage and client, closed afterwards (one kiosk process's)."""
-        storage = self.storage()
+        """A relay on its own Storage and client, closed afterwards (one kiosk process's),
+        opened as sync.connect opens the kiosk's."""
+        storage = self.storage(synchronous="NORMAL")
         client = self.client(url)
         try:
             policy = RetryPolicy.from_config(self.config.sync)

@@ -299,7 +299,7 @@ def create_app(
                 matches = False
             if not matches:
                 raise ChecksumMismatch("the chunk does not match Upload-Checksum; discarded")
-            new_offset = store.append_blob(kiosk_id, sha256, offset, length, body)
+            new_offset = store.append_blob(kiosk_id, sha256, offset, length, body, unb64(digest))
             return Response(status_code=204, headers={H_OFFSET: str(new_offset)})
 
         return await signed(request, work)

@@ -62,6 +62,7 @@ class _Partial:
     loaded: bool = False
     offset: int = 0
     hasher: Any = None  # hashlib's sha256 object (its type is private)
+    whole_digest: str | None = None  # a single chunk that is the whole file: its (checked) hash
 
 
 class BlobStore:
@@ -101,8 +102,18 @@ class BlobStore:
     def read(self, sha256: str) -> bytes:
         return self.path(sha256).read_bytes()
 
-    def append(self, sha256: str, offset: int, length: int, chunk: bytes) -> int:
+    def append(
+        self,
+        sha256: str,
+        offset: int,
+        length: int,
+        chunk: bytes,
+        chunk_sha256: bytes | None = None,
+    ) -> int:
         """Append `chunk` at `offset` of a blob of `length` bytes; return the new offset.
+
+        `chunk_sha256`: the chunk's digest, already checked against its bytes by the caller;
+        when the chunk is the whole blob it is the whole file's hash, so no second pass.
 
         OffsetMismatch when `offset` is not what the platform holds; WholeMismatch when the
         completed file does not hash to its name (the upload starts again from 0). A blob
@@ -125,11 +136,15 @@ class BlobStore:
                 raise Invalid("the chunk goes past Upload-Length")
             if chunk:
                 self._write(partial, state.offset, chunk)
-                state.hasher.update(chunk)
+                if offset == 0 and len(chunk) == length and chunk_sha256 is not None:
+                    state.whole_digest = chunk_sha256.hex()
+                else:
+                    state.hasher.update(chunk)
                 state.offset += len(chunk)
             if state.offset < length:
                 return state.offset
-            if state.hasher.hexdigest() != sha256:
+            if (state.whole_digest or state.hasher.hexdigest()) != sha256:
+                state.whole_digest = None
                 partial.unlink(missing_ok=True)
                 # Reset in place rather than forget: a waiter on this lock and a newcomer
                 # must not hold two different states for one file.

@@ -624,7 +624,9 @@ class PlatformStore:
                 raise Invalid(f"attachment {sha} is {held} bytes, not {size}")
         attachments_json = json.dumps([list(a) for a in declared.attachments])
         now = self._clock()
-        with self._write("cannot save the application") as conn:
+        # Not fsynced: a PUT lost to a power cut is sent again identically (the kiosk has no
+        # receipt yet), and the commit's fsync makes every earlier WAL frame durable with it.
+        with self._write("cannot save the application", durable=False) as conn:
             row = conn.execute(
                 "SELECT payload_sha256, attachments FROM applications"
                 " WHERE kiosk_id = ? AND id = ?",
@@ -705,14 +707,20 @@ class PlatformStore:
         return received, length
 
     def append_blob(
-        self, kiosk_id: str, sha256: str, offset: int, length: int, chunk: bytes
+        self,
+        kiosk_id: str,
+        sha256: str,
+        offset: int,
+        length: int,
+        chunk: bytes,
+        chunk_sha256: bytes | None = None,
     ) -> int:
         """`PATCH /v1/blobs/{sha}`: append a chunk (fsynced); the new offset."""
         declared = self.declared_size(kiosk_id, sha256)
         if length != declared:
             raise Invalid(f"Upload-Length {length} is not the declared size {declared}")
         try:
-            return self.blobs.append(sha256, offset, length, chunk)
+            return self.blobs.append(sha256, offset, length, chunk, chunk_sha256)
         except OSError as exc:
             reason = failure_reason(exc)
             raise StorageError(f"cannot store blob {sha256}: {reason}", reason) from exc
