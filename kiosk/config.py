@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
@@ -70,6 +71,7 @@ class SyncConfig:
     # After an outage, Retry-After or an open breaker, queued applications go out this far
     # apart (±20 %) until a pass meets no trouble: a hall's backlog does not arrive at once.
     backlog_gap_s: float = 1.0
+    parallel_uploads: int = 3  # applications in flight at once while the link is healthy
     chunk_kib: int = 64  # the first upload chunk; later ones are sized to take about 2 s
     chunk_max_kib: int = 8192  # the largest chunk (the protocol allows 8 MiB)
     retention_days: float = 30.0  # sealed data kept this long after the platform's receipt
@@ -101,6 +103,41 @@ class UiConfig:
 
 
 @dataclass(frozen=True)
+class StaffConfig:
+    idle_logout_s: int = 120  # a staff session ends after this long without a touch
+    max_failed_pins: int = 5  # wrong PINs in a row that lock the account
+    lockout_s: int = 300  # how long a locked account stays locked
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+
+
+@dataclass(frozen=True)
+class KioskModeConfig:
+    """The screen lock-down of `kiosk run` (ui/lockdown.py); `kiosk demo` ignores it."""
+
+    opening_days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri")  # [calendar] applies
+    opening_hours: str = "08:00-18:00"  # the screen never blanks in these hours
+    blank_after_s: int = 600  # outside opening hours, blank after this long untouched; 0: never
+    hide_cursor: str = "auto"  # auto (when a touch screen is found), always or never
+    block_shortcuts: bool = True  # Alt+F4, Alt+Tab, Ctrl+Alt+Backspace... never leave the kiosk
+
+    def hours(self) -> tuple[dt.time, dt.time | None]:
+        """Opening and closing time; closing None means midnight (`-24:00`)."""
+        match = _HOURS.match(self.opening_hours)
+        if match is None:
+            raise ValueError(f"opening hours {self.opening_hours!r} are not HH:MM-HH:MM")
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        start = dt.time(h1, m1)
+        if h2 == 24:
+            if m2:
+                raise ValueError("24:MM is not a time: use 24:00 for midnight")
+            return start, None
+        return start, dt.time(h2, m2)
+
+
+@dataclass(frozen=True)
 class Config:
     hall: HallConfig = field(default_factory=HallConfig)
     session: SessionConfig = field(default_factory=SessionConfig)
@@ -110,6 +147,8 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     calendar: CalendarConfig = field(default_factory=CalendarConfig)
     ui: UiConfig = field(default_factory=UiConfig)
+    kiosk_mode: KioskModeConfig = field(default_factory=KioskModeConfig)
+    staff: StaffConfig = field(default_factory=StaffConfig)
 
     @property
     def data_dir(self) -> Path:
@@ -181,8 +220,14 @@ def _check(config: Config) -> None:
         or y.status_poll_s <= 0
         or y.retention_days < 0
         or y.backlog_gap_s < 0
+        or not 1 <= y.parallel_uploads <= 8
     ):
-        raise ConfigError("sync delays must not be negative")
+        raise ConfigError("sync delays must not be negative; parallel_uploads is 1 to 8")
+    st = config.staff
+    if st.idle_logout_s < 15 or st.max_failed_pins < 1 or st.lockout_s < 1:
+        raise ConfigError(
+            "staff.idle_logout_s must be ≥ 15, staff.max_failed_pins ≥ 1 and staff.lockout_s ≥ 1"
+        )
     url = config.platform.url
     if url not in ("simulated", "embedded") and not (
         url.startswith("https://")
@@ -192,11 +237,28 @@ def _check(config: Config) -> None:
             "platform.url must be 'simulated', 'embedded' or an https:// URL "
             "(plain http only to this machine)"
         )
+    _check_kiosk_mode(config.kiosk_mode)
     try:
         config.calendar.holiday_dates()
         config.calendar.workday_dates()
     except ValueError as exc:
         raise ConfigError(f"calendar: {exc}") from None
+
+
+def _check_kiosk_mode(mode: KioskModeConfig) -> None:
+    unknown = [d for d in mode.opening_days if d not in WEEKDAYS]
+    if unknown:
+        raise ConfigError(f"kiosk_mode.opening_days: {unknown[0]!r} is not one of {WEEKDAYS}")
+    try:
+        start, end = mode.hours()
+    except ValueError as exc:
+        raise ConfigError(f"kiosk_mode.opening_hours: {exc}") from None
+    if end is not None and end <= start:
+        raise ConfigError("kiosk_mode.opening_hours must close after it opens, on the same day")
+    if mode.blank_after_s < 0:
+        raise ConfigError("kiosk_mode.blank_after_s must not be negative (0: never blank)")
+    if mode.hide_cursor not in ("auto", "always", "never"):
+        raise ConfigError("kiosk_mode.hide_cursor must be auto, always or never")
 
 
 def load_config(path: str | os.PathLike[str] | None = None, data_dir: str | None = None) -> Config:

@@ -9,9 +9,12 @@ import argparse
 import importlib
 import importlib.util
 import logging
+import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from kiosk import __version__
 from kiosk.config import Config, ConfigError, load_config
@@ -25,7 +28,10 @@ Self-service kiosk for government service halls (高效办成一件事).
 Commands:
   run     the kiosk for a hall: full screen, frameless, devices from the config file
   demo    the kiosk in a window with simulated devices and an embedded reference platform
-  diag    what a device sees, for technicians (see `kiosk diag --help`); --json for machines
+  diag    every check (devices, platform, storage, versions); `kiosk diag DEVICE` for one
+          device; --json for machines; --bundle FILE.zip for a support bundle
+  staff   counter staff accounts: add, list, disable, set-pin, set-badge
+  audit   the hash-chained audit log: verify, list
   enroll  register this kiosk with the platform once, with a one-time code
   sync    deliver queued applications to the platform (run, once, status)
   simulate  make complete applications through the UI's own core path (tests, benchmarks)
@@ -49,7 +55,7 @@ DIAG_COMMANDS: dict[str, tuple[str, str]] = {
 
 # Commands whose modules live outside ui/: each module has add_parser(sub, common), which adds
 # its command(s) with set_defaults(handler=fn), fn(args, config) -> exit status. No Qt.
-COMMAND_MODULES: tuple[str, ...] = ("sync.cli", "sync.platform.cli")
+COMMAND_MODULES: tuple[str, ...] = ("sync.cli", "sync.platform.cli", "ui.admin_cli")
 
 
 def _available(module: str) -> bool:
@@ -70,7 +76,23 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The command named on the command line (top-level options come before it)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def _wanted(words: Sequence[str]) -> str | None:
+    """The command whose modules the parser needs; None for all of them (help)."""
+    if not words or "-h" in words or "--help" in words:
+        return None
+    return _command_word(words) or "--version"
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with `command`, only what that command needs (start-up stays lean:
+    the device and sync modules import python-escpos, httpx and the like)."""
+    want_diag = command in (None, "diag")
+    want_others = command not in ("run", "demo", "diag", "--version")
     parser = argparse.ArgumentParser(
         prog="kiosk", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -112,9 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="device diagnostics for technicians",
         description="Show what a device sees. Each device has its own command.",
     )
+    # `kiosk diag [--json] [--bundle FILE.zip]` with no device: every check (ui/diagnostics.py).
+    _common(diag)
+    importlib.import_module("ui.diagnostics").add_overall_arguments(diag)
     devices = diag.add_subparsers(dest="device", metavar="DEVICE")
     for name, (module, summary) in DIAG_COMMANDS.items():
-        if not _available(module):
+        if not want_diag or not _available(module):
             continue
         p = devices.add_parser(name, help=summary, description=summary)
         _common(p)
@@ -122,14 +147,31 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(diag_module=module)
         importlib.import_module(module).add_arguments(p)
     for module in COMMAND_MODULES:
-        if _available(module):
+        if want_others and _available(module):
             importlib.import_module(module).add_parser(sub, _common)
     return parser
 
 
+def _escpos_cache() -> None:
+    # python-escpos parses its 1 MB capabilities file with YAML on every import (~0.2 s) and
+    # caches the result in a new temporary directory each time, unless told where to keep it.
+    if "ESCPOS_CAPABILITIES_PICKLE_DIR" in os.environ:
+        return
+    import platformdirs
+
+    cache = Path(platformdirs.user_cache_dir("hall-kiosk", appauthor=False)) / "escpos"
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return  # python-escpos then uses a temporary directory, as it would anyway
+    os.environ["ESCPOS_CAPABILITIES_PICKLE_DIR"] = str(cache)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    _escpos_cache()
+    parser = build_parser(_wanted(words))
+    args = parser.parse_args(words)
     if args.command is None:
         parser.print_help()
         return 2
@@ -142,9 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is not None:
         return int(handler(args, config))
     if args.command == "diag":
-        if getattr(args, "diag_module", None) is None:
-            parser.parse_args(["diag", "--help"])
         setup_logging(None, logging.WARNING)  # a technician's terminal: only what matters
+        if getattr(args, "diag_module", None) is None:
+            return int(importlib.import_module("ui.diagnostics").run_overall(args, config))
         return int(importlib.import_module(args.diag_module).run(args, config))
     if args.command == "demo":
         config = _demo_config(config)
@@ -205,8 +247,15 @@ def _run_gui(config: Config, args: argparse.Namespace, fullscreen: bool) -> int:
         )
         return 2
     window = kiosk.window
+    _log_first_paint(window)
+    quit_app = app.quit
     if fullscreen:
+        from ui.lockdown import Lockdown
+
         window.setWindowFlag(Qt.WindowType.FramelessWindowHint, True)
+        lockdown = Lockdown(app, window, config.kiosk_mode, config.calendar)
+        lockdown.install()
+        quit_app = lockdown.quit  # the window refuses to close for anyone else
         window.showFullScreen()
         window.activateWindow()  # the on-screen keyboard needs the active window's focus
     else:
@@ -221,8 +270,8 @@ def _run_gui(config: Config, args: argparse.Namespace, fullscreen: bool) -> int:
         config.data_dir,
     )
     # Ctrl+C in a terminal quits cleanly; Qt needs a timer tick to let Python see signals.
-    signal.signal(signal.SIGINT, lambda *_: app.quit())
-    signal.signal(signal.SIGTERM, lambda *_: app.quit())
+    signal.signal(signal.SIGINT, lambda *_: quit_app())
+    signal.signal(signal.SIGTERM, lambda *_: quit_app())
     heartbeat = QTimer()
     heartbeat.start(200)
     heartbeat.timeout.connect(lambda: None)
@@ -231,7 +280,7 @@ def _run_gui(config: Config, args: argparse.Namespace, fullscreen: bool) -> int:
         def finish() -> None:
             if args.screenshot:
                 window.grab().save(args.screenshot)
-            app.quit()
+            quit_app()
 
         QTimer.singleShot(int(args.exit_after * 1000), finish)
     code = app.exec()
@@ -239,6 +288,35 @@ def _run_gui(config: Config, args: argparse.Namespace, fullscreen: bool) -> int:
     log.info("kiosk stopped")
     return int(code)
 
+
+def _process_age_s() -> float:
+    """Seconds since this process started (Linux: from /proc; elsewhere since main())."""
+    try:
+        stat = Path("/proc/self/stat").read_text(encoding="ascii")
+        started = int(stat.rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+        uptime = float(Path("/proc/uptime").read_text(encoding="ascii").split()[0])
+    except (OSError, ValueError, IndexError):
+        return time.monotonic() - _MAIN_STARTED
+    return uptime - started
+
+
+def _log_first_paint(window: object) -> None:
+    """Log once when the first screen has been painted: the start-up time a technician (and
+    scripts/cold_start.py) can read."""
+    from PySide6.QtCore import QEvent, QObject
+
+    class FirstPaint(QObject):
+        def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+            if event.type() == QEvent.Type.Paint:
+                watched.removeEventFilter(self)
+                log.info("home screen painted %.2f s after process start", _process_age_s())
+            return False
+
+    assert isinstance(window, QObject)
+    window.installEventFilter(FirstPaint(window))
+
+
+_MAIN_STARTED = time.monotonic()
 
 if __name__ == "__main__":
     raise SystemExit(main())
