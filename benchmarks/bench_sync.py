@@ -1,5 +1,6 @@
 """Benchmarks for delivery to the platform: loopback throughput against plain HTTP PUTs, a
-64 kbit/s link with a reset every 30 s, and thousands of kill -9 cycles with the invariant.
+64 kbit/s link with a reset every 30 s, thousands of kill -9 cycles with the invariant, and
+the poll of an unchanged 1 MB catalog.
 
 `--quick` (or BENCH_SYNC_QUICK=1) runs small variants for a smoke check. The reference platform
 runs in its own process (pinned to its own core when there are two), so kiosk and platform do
@@ -60,7 +61,7 @@ SHIPPED = SyncConfig()
 
 
 def run(full: bool, only: Sequence[str] = ()) -> list[Row]:
-    """Every part, or those named in `only` (throughput, slow-link, kills)."""
+    """Every part, or those named in `only` (throughput, slow-link, kills, catalog)."""
     full = full and not os.environ.get(QUICK_ENV)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
@@ -406,10 +407,105 @@ def _kills(root: Path, full: bool) -> list[Row]:
     ]
 
 
+# 4. An unchanged catalog ------------------------------------------------------------------------
+
+
+def _big_catalog(at_least: int) -> bytes:
+    """The shipped catalog grown to `at_least` bytes with renamed copies of its things: valid,
+    and a newer version than the kiosk's."""
+    import copy
+    import json
+
+    from kiosk.catalog import parse_catalog, shipped_catalog_text
+
+    doc = json.loads(shipped_catalog_text())
+    originals = list(doc["things"])
+    n = 0
+    while len(json.dumps(doc, ensure_ascii=False).encode()) < at_least:
+        n += 1
+        for thing in originals:
+            copied = copy.deepcopy(thing)
+            copied["id"] = f"{thing['id']}_r{n}"
+            for service in copied["services"]:
+                for key in ("code", "id"):
+                    if key in service:
+                        service[key] = f"{service[key]}-R{n}"
+            doc["things"].append(copied)
+    doc["version"] = doc["version"] + ".1"
+    data = json.dumps(doc, ensure_ascii=False).encode()
+    parse_catalog(data)  # refuses, rather than measuring a catalog no kiosk would adopt
+    return data
+
+
+def _catalog(root: Path, full: bool) -> list[Row]:
+    """The catalog poll when nothing changed: one conditional GET answered 304, no body."""
+    import subprocess
+
+    from kiosk.catalog import CatalogStore
+
+    root.mkdir(parents=True)
+    data = _big_catalog(1_000_000)
+    (root / "catalog.json").write_bytes(data)
+    polls = 20 if full else 3
+    with _platform(root / "platform") as platform:
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ui.cli",
+                "platform",
+                "publish-catalog",
+                "--data-dir",
+                str(platform.data_dir),
+                str(root / "catalog.json"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        kiosk = make_kiosk(root, platform)
+        with FaultProxy("127.0.0.1", _port(platform.url)) as proxy:
+            catalogs = CatalogStore(kiosk.data_dir)
+            with kiosk.relay(url=proxy.url, catalogs=catalogs) as relay:
+                relay.run_once(ignore_schedule=True)  # first poll: the new catalog, adopted
+                adopted = catalogs.catalog.version
+                first_down = proxy.stats().bytes_down
+                times, requests, down = [], [], []
+                for _ in range(polls):
+                    proxy.reset_counters()
+                    before = relay.platform.requests_sent
+                    start = time.perf_counter()
+                    relay._catalog(relay_result())  # the catalog step alone, as a poll runs it
+                    times.append(time.perf_counter() - start)
+                    requests.append(relay.platform.requests_sent - before)
+                    down.append(proxy.stats().bytes_down)
+    median, p95 = _ms(times)
+    return [
+        (
+            f"Unchanged catalog ({len(data) / 1e6:.2f} MB) polled again, {polls} polls",
+            median,
+            p95,
+            f"{statistics.median(requests):.0f} request per poll, answered 304 with "
+            f"{statistics.median(down):.0f} bytes down (headers only) vs {first_down / 1e6:.2f} MB "
+            f"for the first poll; version {adopted} adopted once",
+        )
+    ]
+
+
+def relay_result() -> Any:
+    from sync.relay import PassResult
+
+    return PassResult()
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].split("/")[0])
+
+
 PARTS: dict[str, Callable[[Path, bool], list[Row]]] = {
     "throughput": _throughput,
     "slow-link": _slow_link,
     "kills": _kills,
+    "catalog": _catalog,
 }
 
 
