@@ -136,7 +136,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     # `kiosk diag [--json] [--bundle FILE.zip]` with no device: every check (ui/diagnostics.py).
     _common(diag)
-    importlib.import_module("ui.diagnostics").add_overall_arguments(diag)
+    if want_diag:
+        importlib.import_module("ui.diagnostics").add_overall_arguments(diag)
     devices = diag.add_subparsers(dest="device", metavar="DEVICE")
     for name, (module, summary) in DIAG_COMMANDS.items():
         if not want_diag or not _available(module):
