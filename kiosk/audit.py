@@ -24,7 +24,6 @@ import logging
 import os
 import re
 import sqlite3
-import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -33,6 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from kiosk.durable import fsync_dir
 from kiosk.logs import redact
 from kiosk.storage import StorageError, failure_reason
 
@@ -171,16 +171,6 @@ def _clean_value(key: str, value: Any) -> Any:
 
 def _local_now() -> dt.datetime:
     return dt.datetime.now().astimezone()
-
-
-def _fsync_dir(directory: Path) -> None:
-    if sys.platform == "win32":
-        return  # NTFS journals directory metadata; a directory cannot be opened for fsync
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _row_entry(row: Sequence[Any]) -> AuditEntry:
@@ -349,7 +339,7 @@ class AuditLog:
                     with contextlib.suppress(OSError):
                         os.unlink(tmp)
                     raise
-                _fsync_dir(self.data_dir)
+                fsync_dir(self.data_dir)
             except OSError as exc:
                 reason = failure_reason(exc)
                 raise AuditError(f"cannot update the audit head: {reason}", reason) from exc

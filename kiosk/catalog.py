@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from kiosk.durable import make_dir, write_atomic
 from kiosk.i18n import Text
 
 log = logging.getLogger(__name__)
@@ -603,16 +603,10 @@ class CatalogStore:
                 "; ".join(exc.problems[:10]),
             )
             raise
-        tmp = self.path.with_suffix(".tmp")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with open(tmp, "wb") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
+            make_dir(self.path.parent)
+            write_atomic(self.path, text)  # a power cut leaves the old catalog or the new one
         except OSError:
-            tmp.unlink(missing_ok=True)
             log.error("catalog version %s valid but not saved; still in use", catalog.version)
             raise
         self.catalog = catalog

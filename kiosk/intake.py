@@ -14,6 +14,7 @@ from typing import Any
 from kiosk.application import StoredApplication, Submission, new_application_id
 from kiosk.catalog import Catalog, CatalogStore
 from kiosk.config import Config
+from kiosk.durable import make_dir, write_atomic
 from kiosk.flow import BackendFailed, Session, SubmitFailed, SubmitResult
 from kiosk.form import UnifiedForm
 from kiosk.i18n import Lang, Message
@@ -26,15 +27,15 @@ log = logging.getLogger(__name__)
 
 
 def load_or_create_key(path: Path) -> bytes:
-    """The kiosk's secret for keyed ID hashes, made once and kept in the data directory."""
+    """The kiosk's secret for keyed ID hashes, made once and kept in the data directory.
+
+    Written durably: lost after a power cut, every progress look-up by ID card would find
+    nothing of what was saved before."""
     if path.exists():
         return path.read_bytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(path.parent)
     key = secrets.token_bytes(32)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(key)
-    tmp.chmod(0o600)
-    tmp.replace(path)
+    write_atomic(path, key, 0o600)
     return key
 
 

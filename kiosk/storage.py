@@ -11,7 +11,6 @@ import logging
 import os
 import re
 import sqlite3
-import sys
 import tempfile
 import threading
 import time
@@ -34,6 +33,8 @@ from kiosk.application import (
     new_application_id,
 )
 from kiosk.crash import crashpoint
+from kiosk.durable import fsync_dir as _fsync_dir
+from kiosk.durable import make_dir as _make_dir
 from kiosk.ports import Sealer
 
 log = logging.getLogger(__name__)
@@ -159,28 +160,6 @@ def failure_reason(exc: BaseException) -> str:
         name = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
         return f"database error ({name})"
     return type(exc).__name__
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename or a new entry in `directory` survive power loss."""
-    if sys.platform == "win32":
-        # NTFS journals directory metadata, and Windows cannot open a directory for fsync.
-        return
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _make_dir(directory: Path) -> None:
-    """Create `directory` (private to this user) and its missing parents, durably."""
-    if directory.is_dir():
-        return
-    _make_dir(directory.parent)
-    with contextlib.suppress(FileExistsError):
-        directory.mkdir(mode=0o700)
-    _fsync_dir(directory.parent)
 
 
 def _file_digest(path: Path) -> str:

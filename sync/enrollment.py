@@ -7,12 +7,8 @@ atomically: temp file, fsync, rename, directory fsync.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from kiosk.config import Config
+from kiosk.durable import write_atomic
 from sync.protocol import (
     API,
     ProtocolError,
@@ -62,33 +59,6 @@ def kiosk_id(config: Config) -> str:
 
 def keys_dir(data_dir: Path) -> Path:
     return Path(data_dir) / KEYS_DIR
-
-
-def _fsync_dir(directory: Path) -> None:
-    if sys.platform == "win32":
-        return  # Windows cannot open a directory for fsync; NTFS journals the rename
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Replace `path` with `data` so that a crash leaves the old or the new file, never half."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        os.chmod(tmp, mode)  # mkstemp makes it 0600; the key stays so
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
 
 
 def enroll(
@@ -153,7 +123,7 @@ def save_enrollment(data_dir: Path, enrollment: Enrollment) -> None:
     directory = keys_dir(data_dir)
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _write_atomic(directory / SIGNING_KEY_FILE, private_pem(enrollment.signing_key), 0o600)
+        write_atomic(directory / SIGNING_KEY_FILE, private_pem(enrollment.signing_key), 0o600)
         document: dict[str, Any] = {
             "url": enrollment.url,
             "kiosk_id": enrollment.kiosk_id,
@@ -162,7 +132,7 @@ def save_enrollment(data_dir: Path, enrollment: Enrollment) -> None:
             "receipt_public_key": raw_public(enrollment.receipt_public_key),
             "ca_file": enrollment.ca_file,
         }
-        _write_atomic(
+        write_atomic(
             directory / PLATFORM_FILE,
             json.dumps(document, indent=2, sort_keys=True).encode(),
             0o644,

@@ -14,40 +14,18 @@ import hashlib
 import logging
 import os
 import re
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kiosk.durable import fsync_dir, make_dir
 from sync.platform.errors import Invalid, OffsetMismatch
 
 log = logging.getLogger("sync.platform")
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _READ = 1 << 20
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a rename or a new entry in `directory` survive power loss."""
-    if sys.platform == "win32":
-        # NTFS journals directory metadata, and Windows cannot open a directory for fsync.
-        return
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def make_dir(directory: Path) -> None:
-    """Create `directory` (private to this user) and its missing parents, durably."""
-    if directory.is_dir():
-        return
-    make_dir(directory.parent)
-    with contextlib.suppress(FileExistsError):
-        directory.mkdir(mode=0o700)
-    fsync_dir(directory.parent)
 
 
 class WholeMismatch(Invalid):

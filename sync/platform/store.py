@@ -37,9 +37,10 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 
 from kiosk.catalog import Catalog, CatalogError, parse_catalog, shipped_catalog_text
 from kiosk.demo import DEMO_LICENCES
+from kiosk.durable import fsync_dir, make_dir
 from kiosk.identity import normalize_id_number
 from kiosk.storage import StorageError, failure_reason
-from sync.platform.blobs import SHA256_HEX, BlobStore, fsync_dir, make_dir
+from sync.platform.blobs import SHA256_HEX, BlobStore
 from sync.platform.errors import (
     Conflict,
     Forbidden,
