@@ -316,6 +316,26 @@ def test_nonces_are_forgotten_after_the_replay_window(
     assert store.remember_nonce(kiosk.kiosk_id, nonce, clock.now + 701)
 
 
+def test_a_restart_forgets_nonces_but_refuses_what_was_signed_before_it(
+    tmp_path: Path, store: PlatformStore, client: TestClient, kiosk: Kiosk, clock: Clock
+) -> None:
+    target = "/v1/status-changes?cursor=0"
+    captured = P.sign_request(kiosk.key, kiosk.kiosk_id, "GET", target, b"", clock.now)
+    assert client.get(target, headers=captured).status_code == 200
+    clock.now += 5
+    restarted = PlatformStore(tmp_path / "pdata", clock=clock)  # nonces were in memory
+    try:
+        again = TestClient(create_app(restarted, clock=clock))
+        replay = again.get(target, headers=captured)
+        # Signed before the restart: it may be a replay, and the kiosk re-signs on this reason.
+        assert replay.status_code == 401 and replay.json()["reason"] == "clock skew"
+        fresh = P.sign_request(kiosk.key, kiosk.kiosk_id, "GET", target, b"", clock.now)
+        assert again.get(target, headers=fresh).status_code == 200
+        assert again.get(target, headers=fresh).json()["reason"] == "replay"
+    finally:
+        restarted.close()
+
+
 # Applications --------------------------------------------------------------------------------
 
 

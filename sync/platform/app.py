@@ -155,6 +155,8 @@ def create_app(
             signed = verify_request(headers, method, target, body, key, now)
         except ProtocolError as exc:
             raise Unauthenticated(str(exc)) from None
+        if store.signed_before_start(signed.timestamp):
+            raise Unauthenticated("clock skew")
         if not store.remember_nonce(kiosk_id, signed.nonce, now):
             raise Unauthenticated("replay")
         return kiosk_id

@@ -2,15 +2,17 @@
 
 Layout of the platform data directory (PDATA):
 
-    platform.db            kiosks, codes, nonces, applications, status feed, ratings, licences
+    platform.db            kiosks, codes, applications, status feed, ratings, licences
+                           (a `nonces` table from schema 1 stays unused: nonces live in memory)
     blobs/<sha[:2]>/<sha>  whole attachments (sealed page ciphertexts), verified against the name
     blobs/partial/<sha>    uploads in progress
     keys/seal.pem          X25519 sealing key (HPKE), 0600
     keys/receipt.pem       Ed25519 receipt signing key, 0600
     catalog.json           the published catalog (absent: the kiosk's shipped catalog is served)
 
-Every write is one `BEGIN IMMEDIATE` transaction with `synchronous=FULL` (WAL), except the
-nonce store, which only guards against replay within 600 s and skips the fsync.
+Every write is one `BEGIN IMMEDIATE` transaction with `synchronous=FULL` (WAL), except an
+application's PUT, which is sent again if a power cut takes it back (the commit's fsync makes it
+durable). Nonces are kept in memory for 600 s; requests signed before a restart are refused.
 File data is written and fsynced outside the database lock.
 """
 
@@ -433,6 +435,12 @@ class PlatformStore:
             raise
         self._kiosk_keys: dict[str, Ed25519PublicKey] = {}
         self._last_prune = 0.0
+        # Nonces seen in the last NONCE_TTL_S, in memory: a database write per request would
+        # queue every request behind the commits' fsyncs. A restart forgets them, so requests
+        # signed before this process started are refused (`signed_before_start`).
+        self._nonces: dict[tuple[str, str], float] = {}
+        self._nonce_lock = threading.Lock()
+        self.started_at = clock()
         self._catalog_lock = threading.Lock()
         self._catalog_cache: tuple[Any, bytes, str] | None = None
         self._services_cache: tuple[str, dict[str, tuple[str, ...]]] | None = None
@@ -603,15 +611,21 @@ class PlatformStore:
 
     def remember_nonce(self, kiosk_id: str, nonce: str, now: float) -> bool:
         """Record a request's nonce; False when it was already seen in the last 600 s."""
-        with self._write("cannot record the request", durable=False) as conn:
+        with self._nonce_lock:
             if now - self._last_prune > _NONCE_PRUNE_EVERY_S:
-                conn.execute("DELETE FROM nonces WHERE seen_at < ?", [now - NONCE_TTL_S])
+                cutoff = now - NONCE_TTL_S
+                self._nonces = {k: t for k, t in self._nonces.items() if t >= cutoff}
                 self._last_prune = now
-            cursor = conn.execute(
-                "INSERT OR IGNORE INTO nonces (kiosk_id, nonce, seen_at) VALUES (?, ?, ?)",
-                [kiosk_id, nonce, now],
-            )
-            return cursor.rowcount == 1
+            key = (kiosk_id, nonce)
+            if key in self._nonces:
+                return False
+            self._nonces[key] = now
+            return True
+
+    def signed_before_start(self, timestamp: int) -> bool:
+        """A request signed before this process started: its nonce may have been forgotten, so
+        it could be a replay. The kiosk signs again (it is told "clock skew")."""
+        return timestamp < int(self.started_at)
 
     # Applications -----------------------------------------------------------------------------
 
