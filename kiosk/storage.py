@@ -742,24 +742,10 @@ class Storage:
 
     def set_status(self, application_id: str, new: Status, note: str = "") -> None:
         """Move the application along its lifecycle (TransitionError if not allowed)."""
-        stamp = self._clock().isoformat()
         with self._write("could not record the status change") as db:
-            row = db.execute(
-                "SELECT status FROM applications WHERE id = ?", [application_id]
-            ).fetchone()
-            if row is None:
-                raise UnknownApplication(application_id)
-            old = Status(row[0])
-            check_transition(old, new)
-            db.execute(
-                "UPDATE applications SET status = ?, updated_at = ? WHERE id = ?",
-                [new.value, stamp, application_id],
-            )
-            db.execute(
-                "INSERT INTO status_log (application_id, at, old, new, note)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [application_id, stamp, old.value, new.value, note],
-            )
+            old = self._status_of(db, application_id)
+            check_transition(old, new)  # staying put is refused here too
+            self._move(db, application_id, new, note, self._clock().isoformat())
         log.info("application %s: %s -> %s", application_id, old.value, new.value)
 
     def status_history(
@@ -849,12 +835,8 @@ class Storage:
     def _move(
         self, db: sqlite_utils.Database, application_id: str, new: Status, note: str, stamp: str
     ) -> Status:
-        row = db.execute(
-            "SELECT status FROM applications WHERE id = ?", [application_id]
-        ).fetchone()
-        if row is None:
-            raise UnknownApplication(application_id)
-        old = Status(row[0])
+        current = self._status_of(db, application_id)
+        old = current
         if old is new:
             return old
         check_transition(old, new)
@@ -868,6 +850,16 @@ class Storage:
         )
         return old
 
+    @staticmethod
+    def _status_of(db: sqlite_utils.Database, application_id: str) -> Status:
+        """The application's status inside a transaction; UnknownApplication if absent."""
+        row = db.execute(
+            "SELECT status FROM applications WHERE id = ?", [application_id]
+        ).fetchone()
+        if row is None:
+            raise UnknownApplication(application_id)
+        return Status(row[0])
+
     def begin_upload(self, application_id: str) -> None:
         """The relay starts delivering it (QUEUED → UPLOADING; already UPLOADING is fine)."""
         with self._write("could not record the upload") as db:
@@ -877,12 +869,8 @@ class Storage:
         """A transient failure: back to the queue, to be tried again at `retry_at`."""
         stamp = self._clock().isoformat()
         with self._write("could not record the failed upload") as db:
-            row = db.execute(
-                "SELECT status FROM applications WHERE id = ?", [application_id]
-            ).fetchone()
-            if row is None:
-                raise UnknownApplication(application_id)
-            if Status(row[0]) is Status.UPLOADING:
+            current = self._status_of(db, application_id)
+            if current is Status.UPLOADING:
                 self._move(db, application_id, Status.QUEUED, "", stamp)
             db.execute(
                 "UPDATE applications SET attempts = attempts + 1, next_attempt_at = ?,"
@@ -952,13 +940,9 @@ class Storage:
         """Staff send a set-aside application again (QUARANTINED → QUEUED), now."""
         stamp = self._clock().isoformat()
         with self._write("could not queue the application again") as db:
-            row = db.execute(
-                "SELECT status FROM applications WHERE id = ?", [application_id]
-            ).fetchone()
-            if row is None:
-                raise UnknownApplication(application_id)
-            if Status(row[0]) is not Status.QUARANTINED:
-                raise TransitionError(f"{row[0]} → queued: only a set-aside one is re-queued")
+            current = self._status_of(db, application_id)
+            if current is not Status.QUARANTINED:
+                raise TransitionError(f"{current} → queued: only a set-aside one is re-queued")
             self._move(db, application_id, Status.QUEUED, note, stamp)
             db.execute(
                 "UPDATE applications SET attempts = 0, next_attempt_at = 0,"
