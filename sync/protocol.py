@@ -183,6 +183,9 @@ class SignedRequest:
     nonce: str
 
 
+DIGEST_MISMATCH = "content digest does not match the body"
+
+
 def verify_request(
     headers: Mapping[str, str],
     method: str,
@@ -202,7 +205,7 @@ def verify_request(
     except KeyError as exc:
         raise ProtocolError(f"missing header {exc.args[0]}") from None
     if digest != content_digest(body):
-        raise ProtocolError("content digest does not match the body")
+        raise ProtocolError(DIGEST_MISMATCH)
     if not timestamp.isdigit() or len(nonce) != 32:
         raise ProtocolError("malformed timestamp or nonce")
     try:

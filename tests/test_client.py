@@ -676,6 +676,44 @@ def test_a_whole_file_mismatch_restarts_once_then_is_refused(
     assert info.value.status == 422
 
 
+def test_a_one_chunk_blob_is_sent_under_its_name_without_hashing_it_again(
+    fake: FakePlatform, client: HttpPlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(200_000)
+    item, sealed, (path,) = outbox_item(tmp_path, [data])
+    sha = item.pages[0].sha256
+    client.put_application(item, sealed)
+    hashed: list[int] = []
+    real_sha256 = hashlib.sha256
+
+    def counting(data: bytes = b"") -> Any:
+        hashed.append(len(data))
+        return real_sha256(data)
+
+    import types
+
+    import sync.client as client_module
+
+    # The client's own hashing only (the in-process fake platform checks every byte).
+    monkeypatch.setattr(client_module, "hashlib", types.SimpleNamespace(sha256=counting))
+    client.upload_blob(sha, path, len(data), 1 << 20, fresh=True)
+    assert sha in fake.whole
+    assert 200_000 not in hashed  # the chunk's SHA-256 is the blob's name
+
+    # The file was damaged after submission (same size, other bytes): the platform's digest
+    # check says so, the chunk is hashed and sent again, and the whole-file check refuses it.
+    rotten = tmp_path / "rotten"
+    rotten.write_bytes(b"s" * 30_000)
+    named = hashlib.sha256(b"t" * 30_000).hexdigest()
+    item2, sealed2, _ = outbox_item(tmp_path, [b"t" * 30_000], "01JDEMO0000000000000000003")
+    client.put_application(item2, sealed2)
+    fake.patches.clear()
+    with pytest.raises(Refused) as info:
+        client.upload_blob(named, rotten, 30_000, 1 << 20, fresh=True)
+    assert info.value.status == 422
+    assert 30_000 in hashed
+
+
 # TLS pinning ----------------------------------------------------------------------------------
 
 

@@ -775,6 +775,51 @@ def test_a_partial_upload_resumes_after_a_restart(tmp_path: Path) -> None:
         assert not (pdata / "blobs" / "partial" / sha).exists()
 
 
+def test_a_rename_undone_by_a_power_cut_is_finished_at_the_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blob renames are fsynced at the commit, not one by one: before it, a power cut may put
+    a whole blob back under partial/. The commit (and a HEAD that says it is all there) copes,
+    and the receipt is only given after the directories holding the renames are fsynced."""
+    import sync.platform.blobs as blobs_module
+
+    pdata = tmp_path / "pdata"
+    synced: list[Path] = []
+    real_fsync_dir = blobs_module.fsync_dir
+    monkeypatch.setattr(
+        blobs_module, "fsync_dir", lambda d: (synced.append(Path(d)), real_fsync_dir(d))
+    )
+    with PlatformServer(pdata) as server, httpx.Client(base_url=server.url) as http:
+        kiosk = enroll(http, server.new_enrollment_code())
+        app = make_application(kiosk, (300_000, 200_000))
+        kiosk.put(app)
+        first, second = (P.sha256_hex(page) for page in app.pages)
+        synced.clear()  # the 256 fan-out directories were made (and fsynced) at the start
+        kiosk.upload(app.pages[0])
+        kiosk.upload(app.pages[1])
+        assert synced == []  # nothing fsynced per blob...
+    # ... so the power cut takes the first rename back.
+    blobs = pdata / "blobs"
+    (blobs / first[:2] / first).rename(blobs / "partial" / first)
+    with PlatformServer(pdata) as server, httpx.Client(base_url=server.url) as http:
+        kiosk.http = http
+        head = kiosk.request("HEAD", f"/v1/blobs/{first}")
+        assert head.headers[P.H_OFFSET] == str(len(app.pages[0]))
+        synced.clear()
+        done = kiosk.commit(app.id)
+        assert done.status_code == 200, done.text
+        assert done.json()["receipt"]["attachments"] == [first, second]
+        assert (blobs / first[:2] / first).read_bytes() == app.pages[0]
+        assert not (blobs / "partial" / first).exists()
+        assert {blobs / first[:2]} <= set(synced)
+        # A damaged leftover is not taken for the blob.
+        other = make_application(kiosk, (100_000,))
+        kiosk.put(other)
+        sha = P.sha256_hex(other.pages[0])
+        (blobs / "partial" / sha).write_bytes(b"x" * len(other.pages[0]))
+        assert kiosk.commit(other.id).json() == {"error": "incomplete", "missing": [sha]}
+
+
 # The CLI -------------------------------------------------------------------------------------
 
 

@@ -3,8 +3,13 @@
 A blob being received lives in `partial/<sha>`: each chunk is appended and fsynced before the
 platform answers. A running SHA-256 per partial upload is kept in memory, so a chunk costs one
 pass over its own bytes; after a restart the partial file is hashed once. The last chunk is
-checked against the name, then the file is renamed to `<sha[:2]>/<sha>` and the directory
-fsynced: a file under its final name is always whole, verified and durable.
+checked against the name, then the file is renamed to `<sha[:2]>/<sha>`: a file under its
+final name is always whole and verified.
+
+The rename is made durable when it matters, by `make_durable` before a commit's receipt, not
+after every blob: a power cut before that may undo a rename, leaving a whole partial file, and
+`complete` finishes such a blob when the commit asks for it. The 256 `<sha[:2]>` directories are
+made once, up front, so a new blob never costs a directory creation and its fsyncs.
 """
 
 from __future__ import annotations
@@ -50,8 +55,24 @@ class BlobStore:
         self.directory = Path(directory)
         self.partial_dir = self.directory / "partial"
         make_dir(self.partial_dir)
+        self._make_fanout()
         self._states: dict[str, _Partial] = {}
         self._states_lock = threading.Lock()
+        # Directories holding renames not yet fsynced; the lock is held through the fsyncs so
+        # that nobody sees a directory gone from the set before it is durable.
+        self._unsynced: set[Path] = set()
+        self._unsynced_lock = threading.Lock()
+
+    def _make_fanout(self) -> None:
+        made = False
+        for i in range(256):
+            prefix = self.directory / f"{i:02x}"
+            if not prefix.is_dir():
+                with contextlib.suppress(FileExistsError):
+                    prefix.mkdir(mode=0o700)
+                made = True
+        if made:
+            fsync_dir(self.directory)
 
     def path(self, sha256: str) -> Path:
         """Where the whole blob `sha256` lives (it may not exist)."""
@@ -130,12 +151,44 @@ class BlobStore:
                 state.offset = 0
                 log.warning("blob %s: the whole file does not match its name; discarded", sha256)
                 raise WholeMismatch("the whole file's SHA-256 is not its name; start again at 0")
-            make_dir(final.parent)
-            os.replace(partial, final)
-            fsync_dir(final.parent)
+            self._finish(partial, final)
             self._forget(sha256, state)
             log.info("blob %s received whole (%d bytes)", sha256, length)
             return length
+
+    def _finish(self, partial: Path, final: Path) -> None:
+        make_dir(final.parent)  # made up front; again here if someone removed it
+        with self._unsynced_lock:
+            os.replace(partial, final)
+            self._unsynced.add(final.parent)
+
+    def complete(self, sha256: str, length: int) -> bool:
+        """Whether the blob is held whole, finishing a whole partial file a power cut left
+        unrenamed (its bytes were fsynced, the rename was not yet)."""
+        if self.whole_size(sha256) is not None:
+            return True
+        with self._states_lock:
+            state = self._states.setdefault(sha256, _Partial())
+        with state.lock:
+            if self.whole_size(sha256) is not None:
+                return True
+            partial = self.partial_dir / sha256
+            if not state.loaded:
+                self._load(partial, state)
+            if state.offset != length or state.hasher.hexdigest() != sha256:
+                return False
+            self._finish(partial, self.path(sha256))
+            self._forget(sha256, state)
+            log.info("blob %s: a whole upload left unrenamed by a restart, finished", sha256)
+            return True
+
+    def make_durable(self, hashes: list[str]) -> None:
+        """fsync the directories of these blobs' renames that are not durable yet."""
+        wanted = {self.path(sha).parent for sha in hashes}
+        with self._unsynced_lock:
+            for directory in sorted(wanted & self._unsynced):
+                fsync_dir(directory)
+                self._unsynced.discard(directory)
 
     def _load(self, partial: Path, state: _Partial) -> None:
         """Pick up an upload from its partial file (after a restart), hashing it once."""

@@ -129,7 +129,9 @@ class PlatformServer:
 
     def _serve(self, server: uvicorn.Server, sock: socket.socket) -> None:
         try:
-            asyncio.run(server.serve(sockets=[sock]))
+            # uvicorn's own loop choice (uvloop when installed); asyncio.run would not use it.
+            with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
+                runner.run(server.serve(sockets=[sock]))
         except BaseException as exc:
             self._failure = exc
             log.exception("the platform server stopped with an error")

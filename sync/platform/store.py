@@ -598,10 +598,12 @@ class PlatformStore:
 
     def kiosk_key(self, kiosk_id: str) -> Ed25519PublicKey | None:
         """The enrolled signing key of `kiosk_id`, or None for an unknown kiosk."""
-        with self._lock:
-            key = self._kiosk_keys.get(kiosk_id)
-            if key is not None:
-                return key
+        # Every request asks this first: a known key must not wait behind another request's
+        # commit, which holds the database lock through its fsync (a dict read is atomic).
+        key = self._kiosk_keys.get(kiosk_id)
+        if key is not None:
+            return key
+        with self._lock:  # a miss: read and cache together, so a re-enrollment cannot interleave
             rows = self._read("SELECT public_key FROM kiosks WHERE id = ?", [kiosk_id])
             if not rows:
                 return None
@@ -754,9 +756,14 @@ class PlatformStore:
             return json.loads(receipt_json), str(signature)
         attachments = [(str(sha), int(size)) for sha, size in json.loads(attachments_json)]
         hashes = [sha for sha, _ in attachments]
-        missing = [sha for sha in dict.fromkeys(hashes) if self.blobs.whole_size(sha) is None]
-        if missing:
-            raise Incomplete(missing)
+        try:
+            missing = [sha for sha, size in attachments if not self.blobs.complete(sha, size)]
+            if missing:
+                raise Incomplete(list(dict.fromkeys(missing)))
+            self.blobs.make_durable(hashes)  # the receipt below promises every blob survives
+        except OSError as exc:
+            reason = failure_reason(exc)
+            raise StorageError(f"cannot make the blobs durable: {reason}", reason) from exc
         thing_id = self._check_payload(app_id, bytes(sealed), attachments) or thing_id
         services = dict.fromkeys(self.services_for(thing_id), "accepted")
         now = self._clock()
