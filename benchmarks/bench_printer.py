@@ -8,7 +8,8 @@ from pathlib import Path
 
 from common import Row, measure
 
-from devices.printer.escpos_render import PrinterProfile, receipt_job
+from devices.printer.escpos_render import receipt_job
+from devices.printer.profile import PrinterProfile
 from devices.receipt_image import render_receipt_png
 from kiosk.catalog import CatalogStore, load_shipped_catalog
 from kiosk.config import Config, StorageConfig

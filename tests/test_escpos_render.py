@@ -323,7 +323,7 @@ def test_decoder_reads_chinese_mode_switches_and_code_pages() -> None:
 
 
 def test_profile_rejects_unknown_settings(tmp_path: Path) -> None:
-    from devices.printer.escpos_render import ProfileError
+    from devices.printer.profile import ProfileError
 
     with pytest.raises(ProfileError, match="width"):
         PrinterProfile(paper_mm=76)

@@ -19,9 +19,9 @@ from devices.printer.connection import (
     parse_printer_url,
 )
 from devices.printer.escpos_printer import EscposPrinter
-from devices.printer.escpos_render import PrinterProfile
 from devices.printer.factory import SimulatedEscposPrinter, build_escpos_printer, build_printer
 from devices.printer.network_simulator import SimulatedNetworkPrinter
+from devices.printer.profile import PrinterProfile
 from kiosk.ports import PrinterStatus
 from kiosk.receipt import Receipt, ReceiptLine
 

@@ -23,7 +23,7 @@ import urllib.parse
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from devices.printer.escpos_render import PrinterProfile, ProfileError
+from devices.printer.profile import PrinterProfile, ProfileError
 from devices.printer.status import STATUS_TIMEOUT
 
 SCHEMES = ("usb", "serial", "tcp", "file", "cups", "simulated")

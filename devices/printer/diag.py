@@ -19,8 +19,9 @@ from typing import Any
 
 from devices.printer.connection import PrinterUrl, PrinterUrlError, parse_printer_url
 from devices.printer.escpos_printer import EscposPrinter
-from devices.printer.escpos_render import EscposJob, PrinterProfile, ProfileError, write_receipt
+from devices.printer.escpos_render import EscposJob, write_receipt
 from devices.printer.factory import SimulatedEscposPrinter, build_escpos_printer
+from devices.printer.profile import PrinterProfile, ProfileError
 from devices.printer.status import StatusReport
 from kiosk.catalog import load_shipped_catalog
 from kiosk.config import Config

@@ -7,8 +7,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from PIL import Image
+from typing import TYPE_CHECKING
 
 from devices.printer import status as printer_status
 from devices.printer.connection import (
@@ -19,12 +18,14 @@ from devices.printer.connection import (
     open_link,
     parse_printer_url,
 )
-from devices.printer.escpos_render import PrinterProfile, image_job, receipt_job, ticket_job
+from devices.printer.profile import PrinterProfile
 from devices.printer.status import StatusReport
-from devices.receipt_image import render_receipt, render_ticket
 from kiosk.ports import PrinterStatus, PrintResult
 from kiosk.receipt import Receipt
 from kiosk.ticket import QueueTicket
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,10 @@ def _png(image: Image.Image) -> bytes:
 
 class EscposPrinter:
     """A receipt printer speaking ESC/POS: status before and after each job, never raising for
-    printer trouble; the screen's PNG comes from the same renderer as raster mode."""
+    printer trouble; the screen's PNG comes from the same renderer as raster mode.
+
+    The renderers (python-escpos, qrcode, Pillow, numpy) are imported on the first print, not
+    when the kiosk starts: they were a quarter of a second of its start-up."""
 
     def __init__(
         self,
@@ -97,13 +101,20 @@ class EscposPrinter:
 
     def render(self, receipt: Receipt) -> bytes:
         """The receipt as a PNG, dot for dot what raster mode prints."""
+        from devices.receipt_image import render_receipt
+
         return _png(render_receipt(receipt, self.profile.dots))
 
     def receipt_job(self, receipt: Receipt) -> bytes:
         """The receipt as the ESC/POS bytes this printer gets."""
+        from devices.printer.escpos_render import receipt_job
+
         return receipt_job(receipt, self.profile)
 
     def _receipt_job_and_png(self, receipt: Receipt) -> tuple[bytes, bytes]:
+        from devices.printer.escpos_render import image_job, receipt_job
+        from devices.receipt_image import render_receipt
+
         image = render_receipt(receipt, self.profile.dots)
         if self.profile.mode == "raster":
             return image_job(image, self.profile), _png(image)  # one rendering for both
@@ -119,6 +130,9 @@ class EscposPrinter:
 
     def print_ticket(self, ticket: QueueTicket) -> PrintResult:
         """Print a queue ticket (取号); never raises for printer trouble."""
+        from devices.printer.escpos_render import image_job, ticket_job
+        from devices.receipt_image import render_ticket
+
         image = render_ticket(ticket, self.profile.dots)
         if self.profile.mode == "raster":
             job = image_job(image, self.profile)

@@ -19,11 +19,12 @@ from typing import Any, Literal
 
 import numpy as np
 import qrcode
-from escpos.capabilities import CAPABILITIES, Profile, get_profile
+from escpos.capabilities import Profile, get_profile
 from escpos.constants import QR_ECLEVEL_M
 from escpos.printer import Dummy
 from PIL import Image
 
+from devices.printer.profile import PAPER, PrinterProfile
 from devices.receipt_image import (
     BARCODE_QUIET,
     barcode_image,
@@ -41,67 +42,13 @@ FS_CHINESE_ON = b"\x1c\x26"  # FS &: two-byte characters from here on
 _GS_V0 = b"\x1d\x76\x30"  # GS v 0: print a raster bit image
 _LF = b"\n"
 
-# Printable width in dots and columns of font A (12 dots an ASCII character, 24 a Chinese one).
-PAPER: dict[int, tuple[int, int]] = {58: (384, 32), 80: (576, 48)}
 _CJK_DOTS = 24  # the glyph size of the usual Chinese font ROM, also used for stand-in images
-
-Mode = Literal["text", "raster"]
-Charset = Literal["gb2312", "gbk", "gb18030"]
-MODES: tuple[Mode, ...] = ("text", "raster")
-CHARSETS: tuple[Charset, ...] = ("gb2312", "gbk", "gb18030")
 
 # Characters outside GBK that have a GBK twin, so a line does not fall back to an image for
 # them (¥ is a four-byte GB18030 code that GBK font ROMs print as garbage).
 _TWINS = str.maketrans({"¥": "￥", "\u00a0": " ", "\u3000": "  ", "\t": " ", "•": "·"})
 
 _RASTER_BAND = 256  # rows per GS v 0 command: small enough for the input buffer of cheap printers
-
-
-class ProfileError(ValueError):
-    """A printer profile this build cannot print with; the message names the setting."""
-
-
-@dataclass(frozen=True)
-class PrinterProfile:
-    """What the layout needs to know about a printer: paper, font ROM and features."""
-
-    paper_mm: int = 80
-    mode: Mode = "text"  # "raster": the whole receipt as one image (no Chinese font ROM)
-    charset: Charset = "gbk"  # what the printer's Chinese font ROM covers
-    model: str = "default"  # a python-escpos capabilities profile: which commands it knows
-
-    def __post_init__(self) -> None:
-        if self.paper_mm not in PAPER:
-            raise ProfileError(f"width={self.paper_mm}: 58 or 80 (mm)")
-        if self.mode not in MODES:
-            raise ProfileError(f"mode={self.mode!r}: one of {', '.join(MODES)}")
-        if self.charset not in CHARSETS:
-            raise ProfileError(f"charset={self.charset!r}: one of {', '.join(CHARSETS)}")
-        if self.model not in CAPABILITIES["profiles"]:
-            raise ProfileError(
-                f"model={self.model!r}: not a python-escpos printer profile "
-                "(see `python -m escpos.cli` or docs/printing.md)"
-            )
-
-    @property
-    def dots(self) -> int:
-        """Printable width in dots."""
-        return PAPER[self.paper_mm][0]
-
-    @property
-    def columns(self) -> int:
-        """Columns of ASCII characters at normal size (a Chinese character takes two)."""
-        return PAPER[self.paper_mm][1]
-
-    @property
-    def native_qr(self) -> bool:
-        """Whether the printer draws QR codes itself (GS ( k); otherwise they go as images."""
-        return bool(escpos_profile(self.model, self.dots).supports("qrCode"))
-
-    @property
-    def native_barcode(self) -> bool:
-        """Whether the printer draws CODE128 itself (GS k, function B)."""
-        return bool(escpos_profile(self.model, self.dots).supports("barcodeB"))
 
 
 @functools.lru_cache(maxsize=16)

@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from devices.printer.paper import Incomplete, command_length, render_paper
-from devices.receipt_image import WIDTH_80MM
+from devices.printer.profile import PAPER
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +78,7 @@ class SimulatedNetworkPrinter:
     """A network receipt printer on 127.0.0.1 with fault triggers; `port=0` picks a free port."""
 
     def __init__(
-        self, job_dir: Path | None = None, width_dots: int = WIDTH_80MM, port: int = 0
+        self, job_dir: Path | None = None, width_dots: int = PAPER[80][0], port: int = 0
     ) -> None:
         self.job_dir = job_dir
         self.width_dots = width_dots
@@ -183,6 +182,10 @@ class SimulatedNetworkPrinter:
 
     def _session(self, conn: socket.socket) -> None:
         """One connection: status requests answered in order, everything else is the job."""
+        # The paper renderer (numpy, Pillow, qrcode) loads with the first job, not with the
+        # kiosk's start-up.
+        from devices.printer.paper import Incomplete, command_length
+
         conn.settimeout(_POLL)
         pending = bytearray()
         job = bytearray()
@@ -242,6 +245,8 @@ class SimulatedNetworkPrinter:
             return fault
 
     def _finish(self, data: bytes, trouble: str) -> None:
+        from devices.printer.paper import render_paper
+
         buffer = io.BytesIO()
         render_paper(data, self.width_dots).save(buffer, format="PNG")
         png = buffer.getvalue()
