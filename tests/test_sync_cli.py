@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -243,3 +244,41 @@ def test_sync_once_reports_a_revoked_kiosk(
     capsys.readouterr()
     assert main(["sync", "once", "--config", str(config_file)]) == 2
     assert "enroll again" in capsys.readouterr().err
+
+
+def test_platform_export_binds_each_materials_pages_into_one_pdf(
+    enrolled: tuple[Path, Config],
+    server: PlatformServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The kiosk sends pages one by one (sealed JPEGs); the platform files one PDF per material
+    with the scanned JPEGs inside unchanged, and the opened form beside them."""
+    config_file, config = enrolled
+    (app_id,) = simulate_applications(config, 1, seed=7, page_bytes=SMALL_PAGES)
+    assert main(["sync", "once", "--config", str(config_file)]) == 0
+    (committed,) = server.store.list_committed()
+    platform_dir = str(server.store.data_dir)
+    out = tmp_path / "export"
+    capsys.readouterr()
+    args = ["platform", "export", "--data-dir", platform_dir, "--out", str(out)]
+    assert main([*args, committed.platform_number]) == 0
+    assert str(out / committed.platform_number) in capsys.readouterr().out
+    folder = out / committed.platform_number
+    form = json.loads((folder / "application.json").read_text(encoding="utf-8"))
+    assert form["application_id"] == app_id and form["platform_number"] == committed.platform_number
+    assert "pages" not in form and form["identity"]["id_number"]  # the opened form, whole
+    _, payload = server.store.open_committed(app_id)
+    by_material: dict[str, list[bytes]] = {}
+    for page in payload["pages"]:
+        jpeg = server.store.open_page(committed, page["sha256"])
+        by_material.setdefault(page["material_id"], []).append(jpeg)
+    assert form["materials"] == {m: len(p) for m, p in by_material.items()}
+    for material, jpegs in by_material.items():
+        pdf = (folder / f"{material}.pdf").read_bytes()
+        assert pdf.startswith(b"%PDF-")
+        assert len(re.findall(rb"/Type\s*/Page\b", pdf)) == len(jpegs)  # a page per scan
+        assert all(jpeg in pdf for jpeg in jpegs)  # embedded as scanned, not re-encoded
+        assert (folder / f"{material}.pdf").stat().st_mode & 0o077 == 0
+    assert main([*args, "BJ00000000000000"]) == 1
+    assert "no committed application" in capsys.readouterr().err

@@ -20,8 +20,9 @@ from kiosk.catalog import CatalogError
 from kiosk.config import Config
 from kiosk.logs import setup_logging
 from kiosk.storage import StorageError
+from sync.platform.errors import Refused
 from sync.platform.store import AdvanceRefused, PlatformStore, UnknownApplication
-from sync.protocol import PLATFORM_STATUSES
+from sync.protocol import PLATFORM_STATUSES, ProtocolError
 
 log = logging.getLogger("sync.platform")
 
@@ -32,7 +33,8 @@ def add_parser(sub: Any, common: Common) -> None:
     """Add `platform` and its subcommands to the `kiosk` command's subparsers."""
     platform = sub.add_parser(
         "platform",
-        help="the reference platform: serve, enrollment-code, list, advance, publish-catalog",
+        help="the reference platform: serve, enrollment-code, list, advance, export, "
+        "publish-catalog",
         description="The reference government-service platform the kiosks sync with "
         "(docs/platform.md). Every subcommand needs --data-dir, the PLATFORM's data directory.",
     )
@@ -103,6 +105,18 @@ def add_parser(sub: Any, common: Common) -> None:
         help="a per-service status (service id from the catalog); repeatable",
     )
     advance.set_defaults(handler=_advance)
+
+    export = commands.add_parser(
+        "export",
+        help="write a committed application's form and one PDF per material",
+        description="Open a committed application (by id or 办件编号) and write "
+        "OUT/<办件编号>/application.json and one PDF per material, its pages as scanned. "
+        "The files hold personal data: they are readable by this user only.",
+    )
+    common(export)
+    export.add_argument("key", metavar="APP_ID_OR_NUMBER")
+    export.add_argument("--out", required=True, metavar="DIR", help="where to write")
+    export.set_defaults(handler=_export)
 
     publish = commands.add_parser(
         "publish-catalog",
@@ -249,6 +263,30 @@ def _advance(args: argparse.Namespace, config: Config) -> int:
     print(
         f"{change.application_id} ({change.platform_number}) is {change.status}, seq {change.seq}"
     )
+    return 0
+
+
+def _export(args: argparse.Namespace, config: Config) -> int:
+    from sync.platform.export import export_application
+
+    store = _open_store(args)
+    if store is None:
+        return 2
+    try:
+        done = export_application(store, args.key, Path(args.out).expanduser())
+    except UnknownApplication:
+        print(f"kiosk platform export: no committed application {args.key}", file=sys.stderr)
+        return 1
+    except (Refused, ProtocolError) as exc:
+        print(f"kiosk platform export: {args.key} cannot be opened: {exc}", file=sys.stderr)
+        return 1
+    except (StorageError, OSError) as exc:
+        print(f"kiosk platform export: cannot write {args.out}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    pages = ", ".join(f"{m} {n}" for m, n in done.pages.items()) or "no pages"
+    print(f"{done.application_id} ({done.platform_number}) → {done.directory} ({pages})")
     return 0
 
 

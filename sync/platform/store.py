@@ -62,6 +62,7 @@ from sync.protocol import (
     ed25519_public,
     load_private_pem,
     open_sealed,
+    page_info,
     payload_info,
     private_pem,
     raw_public,
@@ -972,6 +973,34 @@ class PlatformStore:
             )
             for kiosk_id, app_id, number, seq, payload_sha, attachments, status, services in rows
         ]
+
+    def open_committed(self, key: str) -> tuple[CommittedApplication, dict[str, Any]]:
+        """A committed application by id or 办件编号, with its payload opened (the plaintext
+        form and identity: for the back office, never for logs). UnknownApplication if none."""
+        committed = [app for app in self.list_committed() if key in (app.id, app.platform_number)]
+        if len(committed) != 1:
+            raise UnknownApplication(key)
+        app = committed[0]
+        rows = self._read(
+            "SELECT sealed_payload FROM applications WHERE kiosk_id = ? AND id = ?",
+            [app.kiosk_id, app.id],
+        )
+        plain = open_sealed(self._seal_key, bytes(rows[0][0]), payload_info(app.id))
+        payload = json.loads(plain)
+        if not isinstance(payload, dict):
+            raise Invalid("the sealed payload is not a JSON object")
+        return app, payload
+
+    def open_page(self, app: CommittedApplication, sha256: str) -> bytes:
+        """One of the application's pages, decrypted (the JPEG the kiosk scanned)."""
+        if sha256 not in app.attachments:
+            raise Invalid("not a page of this application")
+        try:
+            sealed = self.blobs.read(sha256)
+        except OSError as exc:
+            reason = failure_reason(exc)
+            raise StorageError(f"cannot read blob {sha256}: {reason}", reason) from exc
+        return open_sealed(self._seal_key, sealed, page_info(app.id))
 
     # Catalog ----------------------------------------------------------------------------------
 
