@@ -50,6 +50,10 @@ DIAG_COMMANDS: dict[str, tuple[str, str]] = {
     "idcard": ("devices.idcard.diag", "the ID card reader: SAM id, card kind, masked fields"),
     "pcsc": ("devices.pcsc.diag", "PC/SC readers and cards: ATR, UID, masked PAN"),
     "printer": ("devices.printer.diag", "the receipt printer: status and a test page"),
+    "camera": (
+        "devices.camera_diag",
+        "the document camera: picture, frame rate, sharpness, the page it finds",
+    ),
 }
 
 
