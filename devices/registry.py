@@ -7,6 +7,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from devices.lazy_camera import LazyCamera
 from kiosk.config import Config, DevicesConfig
 from kiosk.ports import DocumentCamera, IdDocumentReader, ReceiptPrinter, SmartCardReader
 
@@ -24,7 +25,7 @@ class Devices:
     """The kiosk's devices, built together and closed together."""
 
     id_reader: IdDocumentReader
-    camera: DocumentCamera
+    camera: LazyCamera  # the configured camera, built by camera.warm_up() or on first use
     printer: ReceiptPrinter
     smart_card: SmartCardReader | None = None  # None: devices.smart_card = "none"
 
@@ -52,15 +53,23 @@ def _id_reader(config: DevicesConfig) -> IdDocumentReader:
         raise DeviceConfigError(f"devices.id_reader = {config.id_reader!r}: {exc}") from None
 
 
-def _camera(config: DevicesConfig) -> DocumentCamera:
+def _camera(config: DevicesConfig) -> LazyCamera:
     # "simulated" renders synthetic frames through the real scanning pipeline; anything else is
     # a cv2.VideoCapture source (index, /dev/videoN, name, video file or folder of images).
-    from devices.camera_factory import build_camera
+    # Built after the first screen (LazyCamera.warm_up): OpenCV is not needed to show it.
+    spec = config.camera
 
-    try:
-        return build_camera(config.camera)
-    except ValueError as exc:
-        raise DeviceConfigError(f"devices.camera = {config.camera!r}: {exc}") from None
+    def build() -> DocumentCamera:
+        from devices.camera_factory import build_camera
+
+        return build_camera(spec)
+
+    if not spec.strip():
+        raise DeviceConfigError(
+            f"devices.camera = {spec!r}: no camera given: use 'simulated', an index, a path "
+            "or a name"
+        )
+    return LazyCamera(build)
 
 
 def _printer(config: DevicesConfig, data_dir: Path) -> ReceiptPrinter:

@@ -229,7 +229,7 @@ def test_out_of_paper_still_shows_the_receipt(kiosk: Kiosk, driver: KioskDriver)
 def test_unplugged_camera_tells_the_applicant_and_recovers(
     kiosk: Kiosk, driver: KioskDriver
 ) -> None:
-    camera = kiosk.devices.camera
+    camera = kiosk.devices.camera.camera()
     assert isinstance(camera, SimulatedCamera)
     driver.choose("retirement")
     driver.start()

@@ -203,7 +203,8 @@ def test_default_config_gives_the_simulators(tmp_path: Path) -> None:
     try:
         assert isinstance(devices, Devices)
         assert isinstance(devices.id_reader, SimulatedIdCardReader)
-        assert isinstance(devices.camera, SimulatedCamera)
+        assert not devices.camera.built  # OpenCV waits until the home screen is up
+        assert isinstance(devices.camera.camera(), SimulatedCamera)
         assert isinstance(devices.printer, SimulatedEscposPrinter)
         assert devices.printer.job_dir == tmp_path / "printer-sim"
     finally:
@@ -225,3 +226,37 @@ def test_bad_printer_url_names_the_key(tmp_path: Path) -> None:
     config = Config(devices=replace(DevicesConfig(), printer="lpt://1"))
     with pytest.raises(DeviceConfigError, match=r"devices\.printer"):
         build_devices(config, tmp_path)
+
+
+def test_the_camera_is_built_on_first_use_or_warm_up_and_keeps_its_listener() -> None:
+    from devices.lazy_camera import LazyCamera
+    from kiosk.ports import CameraError, CameraLost
+
+    built: list[SimulatedCamera] = []
+
+    def build() -> SimulatedCamera:
+        built.append(SimulatedCamera())
+        return built[-1]
+
+    events: list[object] = []
+    lazy = LazyCamera(build)
+    lazy.set_listener(events.append)  # before the camera exists
+    assert not lazy.built and built == []
+    lazy.warm_up().join(30)
+    assert lazy.built and len(built) == 1
+    assert lazy.preview().pixels.ndim == 3 and len(built) == 1  # built once
+    built[0].unplug()
+    with pytest.raises(CameraError):
+        lazy.preview()
+    assert any(isinstance(e, CameraLost) for e in events)
+    lazy.close()
+    with pytest.raises(CameraError, match="closed"):
+        lazy.preview()
+
+    def broken() -> SimulatedCamera:
+        raise OSError("no such device")
+
+    failing = LazyCamera(broken)
+    failing.warm_up().join(30)
+    with pytest.raises(CameraError, match="cannot be started"):
+        failing.capture("m", "a4", "")

@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kiosk import __version__
@@ -252,7 +252,8 @@ def _run_gui(config: Config, args: argparse.Namespace, fullscreen: bool) -> int:
         )
         return 2
     window = kiosk.window
-    _log_first_paint(window)
+    # The camera (OpenCV) is built once the home screen is up: the applicant meets it later.
+    _log_first_paint(window, kiosk.devices.camera.warm_up)
     quit_app = app.quit
     if fullscreen:
         from ui.lockdown import Lockdown
@@ -305,16 +306,17 @@ def _process_age_s() -> float:
     return uptime - started
 
 
-def _log_first_paint(window: object) -> None:
+def _log_first_paint(window: object, then: Callable[[], object]) -> None:
     """Log once when the first screen has been painted: the start-up time a technician (and
-    scripts/cold_start.py) can read."""
-    from PySide6.QtCore import QEvent, QObject
+    scripts/cold_start.py) can read. Then run `then` (what can wait until the screen is up)."""
+    from PySide6.QtCore import QEvent, QObject, QTimer
 
     class FirstPaint(QObject):
         def eventFilter(self, watched: QObject, event: QEvent) -> bool:
             if event.type() == QEvent.Type.Paint:
                 watched.removeEventFilter(self)
                 log.info("home screen painted %.2f s after process start", _process_age_s())
+                QTimer.singleShot(0, then)
             return False
 
     assert isinstance(window, QObject)
