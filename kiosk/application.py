@@ -20,10 +20,13 @@ class Status(StrEnum):
     REJECTED = "rejected"
     NEEDS_SUPPLEMENT = "needs_supplement"  # 补正
     QUARANTINED = "quarantined"  # set aside: the platform refused it; staff decide
+    VOIDED = "voided"  # cancelled by staff before it ever left the kiosk; never sent
 
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
-    Status.QUEUED: frozenset({Status.UPLOADING, Status.QUARANTINED}),
+    # Only a queued one can be voided, and storage.void() also insists that no upload of it
+    # was ever begun: once a PUT may have reached the platform, it has left the kiosk.
+    Status.QUEUED: frozenset({Status.UPLOADING, Status.QUARANTINED, Status.VOIDED}),
     Status.UPLOADING: frozenset({Status.QUEUED, Status.ACCEPTED, Status.QUARANTINED}),
     Status.ACCEPTED: frozenset(
         {Status.IN_PROGRESS, Status.COMPLETED, Status.REJECTED, Status.NEEDS_SUPPLEMENT}
@@ -33,6 +36,7 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.QUARANTINED: frozenset({Status.QUEUED}),
     Status.COMPLETED: frozenset(),
     Status.REJECTED: frozenset(),
+    Status.VOIDED: frozenset(),
 }
 
 

@@ -107,6 +107,8 @@ class StaffConfig:
     idle_logout_s: int = 120  # a staff session ends after this long without a touch
     max_failed_pins: int = 5  # wrong PINs in a row that lock the account
     lockout_s: int = 300  # how long a locked account stays locked
+    long_press_s: float = 3.0  # holding the top-left corner this long opens the PIN pad
+    pin_pad_timeout_s: int = 30  # an untouched PIN pad goes back to the applicant's screen
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -228,6 +230,8 @@ def _check(config: Config) -> None:
         raise ConfigError(
             "staff.idle_logout_s must be ≥ 15, staff.max_failed_pins ≥ 1 and staff.lockout_s ≥ 1"
         )
+    if not 1.0 <= st.long_press_s <= 10.0 or st.pin_pad_timeout_s < 10:
+        raise ConfigError("staff.long_press_s must be 1 to 10 and staff.pin_pad_timeout_s ≥ 10")
     url = config.platform.url
     if url not in ("simulated", "embedded") and not (
         url.startswith("https://")

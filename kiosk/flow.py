@@ -10,16 +10,23 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from kiosk.application import StoredApplication
-from kiosk.catalog import Catalog, Thing
-from kiosk.form import Answer, UnifiedForm
+from kiosk.catalog import Catalog, MaterialDef, Thing
+from kiosk.form import Answer, MaterialNeed, UnifiedForm, Waiver
 from kiosk.i18n import DEFAULT_LANG, Lang, Message
-from kiosk.identity import DocumentExpired, IdentityDocument
+from kiosk.identity import (
+    DocumentExpired,
+    DocumentKind,
+    IdentityDocument,
+    birth_date_of,
+    sex_of,
+    validate_id_number,
+)
 from kiosk.ports import CapturedPage, PlatformUnavailable
 from kiosk.receipt import Receipt
 
@@ -79,6 +86,125 @@ class SubmitResult:
     receipt: Receipt
 
 
+# Why staff typed an identity in instead of reading the card (the audit records the key).
+MANUAL_REASONS = ("card_damaged", "card_forgotten", "hukou_only", "other")
+POWER_OF_ATTORNEY = "power_of_attorney"  # the catalog's 委托书
+SELF_FIELD = "applying_for_self"  # the catalog's "is this for yourself?"
+Who = Literal["applicant", "agent"]
+
+
+@dataclass
+class Assist:
+    """A counter clerk's application for someone (帮办), or an agent's under a 委托书 (代办).
+
+    `identity` of the session is always the applicant's, the person the thing is for; an
+    agent's identity is kept here. Manual entries carry the reason staff chose."""
+
+    staff_number: str
+    agent: bool = False
+    agent_identity: IdentityDocument | None = None
+    manual: dict[str, str] = field(default_factory=dict)  # who → reason ("other: …" for other)
+    originals_checked: set[str] = field(default_factory=set)  # material ids
+
+    @property
+    def channel(self) -> str:
+        return f"assisted:{self.staff_number}"
+
+
+def manual_reason(reason: str, other_text: str = "") -> str:
+    """The recorded reason: one of MANUAL_REASONS, "other" with the clerk's words after it.
+
+    ValueError when the reason is unknown, or "other" comes without words."""
+    if reason not in MANUAL_REASONS:
+        raise ValueError(f"unknown reason {reason!r}")
+    if reason != "other":
+        return reason
+    words = " ".join(other_text.split())[:100]
+    if not words:
+        raise ValueError("the reason 'other' needs a few words")
+    return f"other: {words}"
+
+
+def manual_document(id_number: str, name: str) -> IdentityDocument:
+    """An identity typed in by staff: the GB 11643 number (IdNumberError with the plain-words
+    reason, a wrong check digit included) and the name; sex and birth date come from the
+    number. The card's validity is unknown, so none is claimed."""
+    number = validate_id_number(id_number)
+    name = " ".join(name.split())
+    if not name or len(name) > 40:
+        raise ValueError("a name is 1-40 characters")
+    birth = birth_date_of(number)
+    # The number says which document it belongs to: 81/82/83 a residence permit for Hong Kong,
+    # Macao or Taiwan residents, 9 a 2023 foreigner's permanent residence card.
+    kind: DocumentKind = (
+        "hk_mo_tw_permit"
+        if number[:2] in ("81", "82", "83")
+        else "foreign_permanent_2023"
+        if number[0] == "9"
+        else "resident"
+    )
+    return IdentityDocument(
+        kind=kind,
+        name=name,
+        id_number=number,
+        sex=sex_of(number),
+        birth_date=birth,
+        valid_from=birth,
+        valid_to=None,
+    )
+
+
+class AssistedForm(UnifiedForm):
+    """The unified form of an assisted application: an agent's adds the 委托书 as a required
+    material and answers "for yourself?" with yes (the identity is the applicant's); a typed-in
+    identity waives no ID-card copy (no chip was read)."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        thing: Thing,
+        identity: IdentityDocument | None,
+        held_licences: frozenset[str],
+        assist: Assist,
+    ) -> None:
+        super().__init__(catalog, thing, identity, held_licences)
+        self.assist = assist
+
+    def prefilled(self) -> dict[str, Answer]:
+        out = super().prefilled()
+        if self.assist.agent and self.identity is not None and self._asks_self():
+            out[SELF_FIELD] = True
+        return out
+
+    def is_locked(self, field_id: str) -> bool:
+        if field_id == SELF_FIELD and self.assist.agent and self.identity is not None:
+            return self._asks_self()
+        return super().is_locked(field_id)
+
+    def _asks_self(self) -> bool:
+        return SELF_FIELD in self.thing.field_ids()
+
+    def materials(self, answers: Mapping[str, Any]) -> list[MaterialNeed]:
+        needs = super().materials(answers)
+        if (
+            self.assist.agent
+            and POWER_OF_ATTORNEY in self.catalog.materials
+            and all(n.id != POWER_OF_ATTORNEY for n in needs)
+        ):
+            definition = self.catalog.materials[POWER_OF_ATTORNEY]
+            needs.append(MaterialNeed(definition, self.thing.services, None))
+        return needs
+
+    def waiver(self, material: MaterialDef) -> Waiver | None:
+        if material.id == POWER_OF_ATTORNEY and self.assist.agent:
+            return None  # the letter itself must be seen, whatever the platform holds
+        if "applicant" in self.assist.manual and material.id_card_replaces:
+            if material.e_licence and material.e_licence in self.held_licences:
+                return "e_licence"
+            return None
+        return super().waiver(material)
+
+
 @dataclass
 class Session:
     """Everything about the applicant in front of the screen. Wiped as a whole."""
@@ -102,6 +228,7 @@ class Session:
     # The applicant's applications at this kiosk, newest first (progress look-up only).
     progress: list[StoredApplication] = field(default_factory=list)
     rating: int | None = None  # the 好差评 score given at the receipt step
+    assist: Assist | None = None  # set when staff make the application (帮办/代办)
 
 
 class Backend(Protocol):
@@ -156,12 +283,16 @@ class ApplicantFlow:
     def form(self) -> UnifiedForm:
         thing = self.session.thing
         assert thing is not None, "no thing chosen"
-        return UnifiedForm(
-            self.session.catalog or self.backend.catalog,
-            thing,
-            self.session.identity,
-            self.session.held_licences,
-        )
+        catalog = self.session.catalog or self.backend.catalog
+        if self.session.assist is not None:
+            return AssistedForm(
+                catalog,
+                thing,
+                self.session.identity,
+                self.session.held_licences,
+                self.session.assist,
+            )
+        return UnifiedForm(catalog, thing, self.session.identity, self.session.held_licences)
 
     def _wipe(self) -> None:
         old = self.session
@@ -175,6 +306,10 @@ class ApplicantFlow:
         old.result = None
         old.progress.clear()
         old.rating = None
+        if old.assist is not None:
+            old.assist.agent_identity = None
+            old.assist.manual.clear()
+            old.assist = None
         self.session = Session(lang=self.default_lang)
 
     # Intents --------------------------------------------------------------------------------
@@ -189,6 +324,63 @@ class ApplicantFlow:
         self.session.catalog = self.backend.catalog
         self.session.thing = self.session.catalog.thing(thing_id)
         self._go(Step.THING)
+
+    def start_assisted(self, thing_id: str, staff_number: str, *, agent: bool = False) -> None:
+        """Staff start an application for someone (an agent's with `agent`): straight to the
+        identify step, which then takes the applicant's identity (and the agent's)."""
+        if self.step is not Step.HOME:
+            return
+        self._wipe()
+        s = self.session
+        s.catalog = self.backend.catalog
+        s.thing = s.catalog.thing(thing_id)
+        s.assist = Assist(staff_number=staff_number, agent=agent)
+        s.notice = None if self.reader_available else Message("reader_lost")
+        log.info("assisted application started (%s)", "agent" if agent else "applicant")
+        self._go(Step.IDENTIFY)
+
+    @property
+    def awaiting(self) -> Who | None:
+        """Whose identity the identify step waits for (None outside an application's)."""
+        s = self.session
+        if self.step is not Step.IDENTIFY or s.purpose is not Purpose.APPLY:
+            return None
+        if s.identity is None:
+            return "applicant"
+        if s.assist is not None and s.assist.agent and s.assist.agent_identity is None:
+            return "agent"
+        return None
+
+    def manual_identity(
+        self,
+        document: IdentityDocument,
+        reason: str,
+        held_licences: frozenset[str] | _Ask | None = ASK,
+    ) -> None:
+        """Staff typed in the identity of whoever the identify step waits for, with a reason
+        (one of MANUAL_REASONS, see manual_reason()). Only in an assisted application."""
+        s = self.session
+        who = self.awaiting
+        if s.assist is None or who is None:
+            log.warning("manual identity refused: not waiting for one in an assisted application")
+            return
+        s.assist.manual[who] = reason
+        self.card_read(document, held_licences)
+        if who == "applicant" and s.identity is not document:
+            s.assist.manual.pop(who, None)  # refused (a date outside validity): not recorded
+        elif who == "agent" and s.assist.agent_identity is not document:
+            s.assist.manual.pop(who, None)
+
+    def mark_original_checked(self, material_id: str, checked: bool = True) -> None:
+        """Staff saw the original of a material at the counter (assisted applications only)."""
+        s = self.session
+        if s.assist is None or self.step not in (Step.MATERIALS, Step.REVIEW):
+            return
+        if checked:
+            s.assist.originals_checked.add(material_id)
+        else:
+            s.assist.originals_checked.discard(material_id)
+        self._notify()
 
     def check_progress(self) -> None:
         """The applicant wants to see their earlier applications: ask for the ID card."""
@@ -238,6 +430,17 @@ class ApplicantFlow:
             s.notice = exc.message
             self._notify()
             return
+        if self.awaiting == "agent":
+            assert s.assist is not None and s.identity is not None
+            if document.id_number == s.identity.id_number:
+                s.notice = Message("agent_is_applicant")
+                self._notify()
+                return
+            s.assist.agent_identity = document
+            s.notice = None
+            s.read_failures = 0
+            self._go(Step.FORM)
+            return
         s.identity = document
         s.read_failures = 0
         s.notice = None
@@ -255,6 +458,9 @@ class ApplicantFlow:
         prefilled = self.form.prefilled()
         s.answers = {**{k: v for k, v in s.answers.items() if k not in prefilled}, **prefilled}
         s.errors = {}
+        if s.assist is not None and s.assist.agent and s.assist.agent_identity is None:
+            self._notify()  # the applicant's identity is in: now the agent's
+            return
         self._go(Step.FORM)
 
     def _show_progress(self, document: IdentityDocument) -> None:
@@ -402,6 +608,14 @@ class ApplicantFlow:
             s.held_licences = frozenset()
             s.answers.clear()
             s.errors.clear()
+            if s.assist is not None:
+                s.assist.agent_identity = None
+                s.assist.manual.clear()
+            if s.assist is not None and self.step is Step.IDENTIFY:
+                # Staff chose the thing on their own screen: back from the card step ends it.
+                self._wipe()
+                self._go(Step.HOME)
+                return
         if previous is Step.HOME:
             self._wipe()
         self._go(previous)
@@ -434,4 +648,5 @@ class ApplicantFlow:
             "pages": sum(len(p) for p in s.pages.values()),
             "progress": len(s.progress),
             "rated": s.rating is not None,
+            "assisted": s.assist.channel if s.assist else None,
         }

@@ -118,6 +118,11 @@ MESSAGES: dict[str, Text] = {
         "暂时无法查询，请稍后再试或咨询工作人员",
         "Your applications cannot be shown right now. Try later or ask staff",
     ),
+    # Assisted applications (staff at the kiosk)
+    "agent_is_applicant": Text(
+        "代办人不能是申请人本人，请读取代办人的证件",
+        "The agent cannot be the applicant: read the agent's card",
+    ),
     "rating_failed": Text(
         "评价暂时没有保存成功，可以再点一次，也可以直接离开",
         "Your rating could not be saved. Tap again, or just leave",

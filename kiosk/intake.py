@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.application import StoredApplication, Submission, new_application_id
+from kiosk.audit import AuditLog
 from kiosk.catalog import Catalog, CatalogStore
 from kiosk.config import Config
 from kiosk.durable import make_dir, write_atomic
-from kiosk.flow import BackendFailed, Session, SubmitFailed, SubmitResult
+from kiosk.flow import Assist, BackendFailed, Session, SubmitFailed, SubmitResult
 from kiosk.form import UnifiedForm
 from kiosk.i18n import Lang, Message
 from kiosk.identity import IdentityDocument, keyed_hash
@@ -70,6 +71,7 @@ class Intake:
         sealer: Sealer,
         clock: Callable[[], dt.datetime] = dt.datetime.now,
         on_saved: Callable[[str], None] | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.config = config
         self.storage = storage
@@ -78,6 +80,7 @@ class Intake:
         self.sealer = sealer
         self.on_saved = on_saved  # e.g. wake the relay
         self.clock = clock
+        self.audit = audit  # assisted submissions are recorded here
         self.id_key = load_or_create_key(config.data_dir / "id-hash.key")
 
     def seal_legacy(self) -> int:
@@ -109,7 +112,7 @@ class Intake:
         catalog = session.catalog or self.catalog
         answers = form.normalize(session.answers)
         needs = form.materials(answers)
-        summary = {
+        summary: dict[str, Any] = {
             "thing": session.thing.id,
             "name": identity.masked_name,
             "id_number": identity.masked_id_number,
@@ -118,6 +121,17 @@ class Intake:
                 m.id: len(session.pages.get(m.id, [])) if m.to_scan else m.waiver for m in needs
             },
         }
+        assist = session.assist
+        if assist is not None:
+            agent = assist.agent_identity
+            summary["assisted"] = {
+                "staff_number": assist.staff_number,
+                "agent": None
+                if agent is None
+                else {"name": agent.masked_name, "id_number": agent.masked_id_number},
+                "manual": dict(assist.manual),
+                "originals_checked": sorted(assist.originals_checked),
+            }
         # Sealed before anything touches the disk: the kiosk keeps only what the platform can
         # open (docs/sync-protocol.md, Sealing) plus the masked summary above.
         app_id = new_application_id()
@@ -134,7 +148,7 @@ class Intake:
             "identity": identity_payload(identity),
             "answers": answers,
             "lang": session.lang,
-            "channel": "self",
+            "channel": assist.channel if assist else "self",
             "pages": [
                 {
                     "material_id": material,
@@ -144,6 +158,20 @@ class Intake:
                 for material, data in pages
             ],
         }
+        if assist is not None:
+            payload["assisted"] = {
+                "staff_number": assist.staff_number,
+                "agent": None
+                if assist.agent_identity is None
+                else identity_payload(assist.agent_identity),
+                # A typed-in identity was not read from a chip: the platform checks it again.
+                "identity_source": {
+                    who: ("manual" if who in assist.manual else "card")
+                    for who in (("applicant", "agent") if assist.agent else ("applicant",))
+                },
+                "manual_reasons": dict(assist.manual),
+                "originals_checked": sorted(assist.originals_checked),
+            }
         plaintext = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()
         submission = Submission(
             thing_id=session.thing.id,
@@ -151,6 +179,7 @@ class Intake:
             sealed_payload=self.sealer.seal_payload(app_id, plaintext),
             summary=summary,
             id_hash=keyed_hash(identity.id_number, self.id_key),
+            channel=assist.channel if assist else "self",
             id=app_id,
         )
         del plaintext, payload
@@ -167,9 +196,33 @@ class Intake:
         log.info(
             "application %s saved as %s (%d pages)", stored.id, stored.receipt_number, len(pages)
         )
+        if assist is not None:
+            self._audit_assisted(stored, assist)
         if self.on_saved is not None:
             self.on_saved(stored.id)
         return SubmitResult(stored.id, stored.receipt_number, receipt)
+
+    def _audit_assisted(self, stored: StoredApplication, assist: Assist) -> None:
+        """Record who submitted it for whom: ids and reasons, never a full ID number."""
+        if self.audit is None:
+            log.warning("assisted application %s not audited: no audit log", stored.id)
+            return
+        try:
+            self.audit.append(
+                assist.staff_number,
+                "assisted_submission",
+                {
+                    "application_id": stored.id,
+                    "receipt_number": stored.receipt_number,
+                    "thing": stored.thing_id,
+                    "agent": assist.agent,
+                    "manual": sorted(assist.manual),
+                    "originals_checked": sorted(assist.originals_checked),
+                },
+            )
+        except StorageError as exc:
+            # The application is saved and the applicant has a receipt: not undone for this.
+            log.error("assisted application %s not audited: %s", stored.id, exc)
 
     def progress(self, id_number: str) -> list[StoredApplication]:
         """The applications this person made at this kiosk, newest first, found by the keyed
@@ -207,10 +260,25 @@ class Intake:
         def promised(promise: Any) -> str:
             return promised_date(day, promise, cal.holiday_dates(), cal.workday_dates()).isoformat()
 
+        assist = session.assist
         lines = [
             ReceiptLine("办理事项" if zh else "Application for", thing.name.get(lang)),
             ReceiptLine("申请人" if zh else "Applicant", identity.masked_name),
             ReceiptLine("证件号码" if zh else "ID number", identity.masked_id_number),
+        ]
+        if assist is not None and assist.agent_identity is not None:
+            agent = assist.agent_identity
+            lines.append(
+                ReceiptLine(
+                    "代办人" if zh else "Agent", f"{agent.masked_name} {agent.masked_id_number}"
+                )
+            )
+        if assist is not None:
+            # The staff number, never the clerk's name: it is enough to find them.
+            lines.append(
+                ReceiptLine("帮办工号" if zh else "Assisted by staff no.", assist.staff_number)
+            )
+        lines += [
             ReceiptLine("受理时间" if zh else "Received", issued_at.strftime("%Y-%m-%d %H:%M")),
             ReceiptLine("承诺办结" if zh else "Promised by", promised(thing.promise)),
             ReceiptLine("包含事项" if zh else "Services included", style="heading"),
@@ -231,6 +299,8 @@ class Intake:
             else:
                 count = len(session.pages.get(need.id, []))
                 got = f"{count} 页" if zh else f"{count} page{'s' if count != 1 else ''}"
+            if assist is not None and need.id in assist.originals_checked:
+                got += " · 原件已核验" if zh else " · original checked"
             lines.append(ReceiptLine(need.definition.name.get(lang), got))
         lines.append(
             ReceiptLine(

@@ -71,6 +71,32 @@ def promised_date(
     return add_working_days(start, promise.days, holidays, extra_workdays)
 
 
+def _is_zh(receipt: Receipt) -> bool:
+    return any("\u4e00" <= c <= "\u9fff" for c in receipt.title)
+
+
+def reprinted(receipt: Receipt, at: dt.datetime, copy_number: int) -> Receipt:
+    """The stored receipt marked as a reprint (补打): the title says so, and a line gives when
+    and which print this is, so a reprint is never taken for the original."""
+    zh = _is_zh(receipt)
+    mark = "（补打）" if zh else " (REPRINT 补打)"
+    line = ReceiptLine(
+        "补打" if zh else "Reprint 补打",
+        f"{at:%Y-%m-%d %H:%M} · 第 {copy_number} 次打印"
+        if zh
+        else f"{at:%Y-%m-%d %H:%M} · print no. {copy_number}",
+    )
+    return Receipt(
+        title=receipt.title + mark,
+        subtitle=receipt.subtitle,
+        number=receipt.number,
+        qr_payload=receipt.qr_payload,
+        lines=(line, *receipt.lines),
+        footer=receipt.footer,
+        issued_at=receipt.issued_at,
+    )
+
+
 def receipt_to_json(receipt: Receipt) -> dict[str, object]:
     """A JSON-ready form, stored for reprints."""
     return {

@@ -57,6 +57,10 @@ class UnknownApplication(KeyError):
     """No application with this id is stored on the kiosk."""
 
 
+class NotVoidable(TransitionError):
+    """The application may have left the kiosk (an upload was begun), so it cannot be voided."""
+
+
 @dataclass(frozen=True)
 class IntegrityProblem:
     """One thing verify() found wrong; holds ids and hashes only, never personal data."""
@@ -373,11 +377,19 @@ def _migration_3_outbox(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX ratings_due ON ratings(state, next_attempt_at)")
 
 
+def _migration_4_void(db: sqlite_utils.Database) -> None:
+    # Staff may void an application that never left the kiosk (status 'voided'); its sealed
+    # data is then purged after the same retention as a delivered one's.
+    db.execute("ALTER TABLE applications ADD COLUMN voided_at TEXT")
+    db.execute("ALTER TABLE applications ADD COLUMN void_reason TEXT NOT NULL DEFAULT ''")
+
+
 # Append only: the position in this list is the schema version it produces.
 MIGRATIONS: tuple[Migration, ...] = (
     _migration_1_initial,
     _migration_2_lookup_indexes,
     _migration_3_outbox,
+    _migration_4_void,
 )
 
 
@@ -950,6 +962,67 @@ class Storage:
                 [application_id],
             )
 
+    def set_aside(self, application_id: str, reason: str) -> None:
+        """Staff hold back a queued application (QUEUED → QUARANTINED) with their reason.
+
+        Refused (TransitionError) while the relay is sending it: checked and changed in one
+        transaction, so a delivery that has begun is never turned into a set-aside one."""
+        stamp = self._clock().isoformat()
+        with self._write("could not set the application aside") as db:
+            current = self._status_of(db, application_id)
+            if current is not Status.QUEUED:
+                raise TransitionError(f"{current} → quarantined: only a queued one is set aside")
+            self._move(db, application_id, Status.QUARANTINED, reason[:500], stamp)
+            db.execute(
+                "UPDATE applications SET quarantine_reason = ? WHERE id = ?",
+                [reason[:500], application_id],
+            )
+        log.info("application %s set aside by staff", application_id)
+
+    def void(self, application_id: str, reason: str) -> None:
+        """Staff cancel an application that never left the kiosk (QUEUED → VOIDED).
+
+        NotVoidable once an upload of it was ever begun: a PUT or even a commit may have
+        reached the platform before a failure sent it back to the queue. The relay never
+        picks a voided one (outbox() takes only pending ones, and begin_upload() refuses it),
+        and purge_accepted() deletes its sealed data after the usual retention."""
+        stamp = self._clock().isoformat()
+        with self._full_sync(), self._write("could not void the application") as db:
+            current = self._status_of(db, application_id)
+            tried = db.execute(
+                "SELECT attempts FROM applications WHERE id = ?", [application_id]
+            ).fetchone()[0]
+            began = db.execute(
+                "SELECT 1 FROM status_log WHERE application_id = ? AND new = ?",
+                [application_id, Status.UPLOADING.value],
+            ).fetchone()
+            if current is not Status.QUEUED or tried or began:
+                raise NotVoidable(
+                    f"application {application_id} ({current}) may have left the kiosk;"
+                    " only one never sent can be voided"
+                )
+            self._move(db, application_id, Status.VOIDED, reason[:500], stamp)
+            db.execute(
+                "UPDATE applications SET voided_at = ?, void_reason = ? WHERE id = ?",
+                [stamp, reason[:500], application_id],
+            )
+        log.info("application %s voided by staff", application_id)
+
+    def void_reason(self, application_id: str) -> str:
+        rows = self._read("SELECT void_reason FROM applications WHERE id = ?", [application_id])
+        if not rows:
+            raise UnknownApplication(application_id)
+        return str(rows[0][0])
+
+    def delivery_state(self, application_id: str) -> tuple[int, str]:
+        """(attempts, last error) of its delivery, for staff."""
+        rows = self._read(
+            "SELECT attempts, last_error FROM applications WHERE id = ?", [application_id]
+        )
+        if not rows:
+            raise UnknownApplication(application_id)
+        return int(rows[0][0]), str(rows[0][1])
+
     # Upgrading applications saved before sealing existed ------------------------------------
 
     def legacy_unsealed(self) -> list[str]:
@@ -1098,11 +1171,13 @@ class Storage:
 
     def purge_accepted(self, before: dt.datetime) -> int:
         """Delete the sealed payload and scans of applications the platform acknowledged
-        before `before`; the row stays as a tombstone (ids, hashes, receipt, status)."""
+        before `before`, and of those staff voided before then; the row stays as a tombstone
+        (ids, hashes, receipt, status)."""
         rows = self._read(
-            "SELECT id FROM applications WHERE purged_at IS NULL AND accepted_at IS NOT NULL"
-            " AND accepted_at < ?",
-            [before.isoformat()],
+            "SELECT id FROM applications WHERE purged_at IS NULL AND ("
+            "(accepted_at IS NOT NULL AND accepted_at < ?)"
+            " OR (status = ? AND voided_at IS NOT NULL AND voided_at < ?))",
+            [before.isoformat(), Status.VOIDED.value, before.isoformat()],
         )
         ids = [row[0] for row in rows]
         if not ids:

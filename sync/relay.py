@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from kiosk.application import Status
+from kiosk.application import Status, TransitionError
 from kiosk.catalog import CatalogError, CatalogStore
 from kiosk.config import Config
 from kiosk.crash import crashpoint
@@ -349,6 +349,8 @@ class Relay:
     @staticmethod
     def _tally(outcome: str, result: PassResult) -> bool:
         """Count one delivery's outcome; False when the pass must stop (Retry-After)."""
+        if outcome == "skipped":
+            return True
         if outcome == "accepted":
             result.uploaded += 1
         elif outcome == "quarantined":
@@ -391,9 +393,15 @@ class Relay:
         return go_on
 
     def _deliver(self, item: OutboxItem) -> str:
-        """Deliver one application; 'accepted', 'quarantined', 'failed' or 'retry-after'."""
+        """Deliver one application; 'accepted', 'quarantined', 'failed', 'retry-after' or
+        'skipped' (staff took it out of the queue a moment ago)."""
         try:
-            self.storage.begin_upload(item.id)
+            try:
+                self.storage.begin_upload(item.id)
+            except TransitionError as exc:
+                # Staff voided it or set it aside after this pass read the outbox: not ours.
+                log.info("application %s: no longer to be sent (%s)", item.id, exc)
+                return "skipped"
             crashpoint("relay.before-put")
             try:
                 sealed = self.storage.sealed_payload(item.id)

@@ -144,6 +144,26 @@ def test_each_application_is_delivered_once_with_every_page(
     assert fake.count("PUT") == before
 
 
+def test_one_voided_by_staff_after_the_pass_read_the_queue_is_skipped_not_an_error(
+    relay: Relay, storage: Storage, fake: FakePlatform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [submit(storage, seed=i) for i in range(3)]
+    read_outbox = storage.outbox
+
+    def read_then_void(*args: object, **kwargs: object) -> object:
+        batch = read_outbox(*args, **kwargs)  # type: ignore[arg-type]
+        if storage.get(ids[1]).status is Status.QUEUED:
+            storage.void(ids[1], "applicant changed their mind")  # staff, a moment later
+        return batch
+
+    monkeypatch.setattr(storage, "outbox", read_then_void)
+    result = relay.run_once()
+    assert (result.uploaded, result.failed, result.quarantined) == (2, 0, 0)
+    assert set(fake.receipts) == {ids[0], ids[2]}
+    assert storage.get(ids[1]).status is Status.VOIDED
+    assert relay.state().last_error == ""
+
+
 def test_an_item_left_uploading_by_a_crash_is_resumed_without_duplicates(
     relay: Relay, storage: Storage, fake: FakePlatform, platform: HttpPlatform
 ) -> None:

@@ -572,7 +572,7 @@ def test_a_version_1_database_is_upgraded_in_place(data_dir: Path, clock: FakeCl
     assert "applications_created_at" not in {name for name, _ in schema(data_dir)}
 
     with open_storage(data_dir, clock) as storage:
-        assert storage.schema_version == len(MIGRATIONS) == 3
+        assert storage.schema_version == len(MIGRATIONS) == 4
         assert storage.get("APP1").receipt_number == "HZ01-K01-20250314-0001"
         assert storage.submit(submission(), []).receipt_number == "HZ01-K01-20250314-0002"
     assert "applications_created_at" in {name for name, _ in schema(data_dir)}

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from PySide6.QtWidgets import QApplication
 
 from devices.registry import Devices, build_devices
+from kiosk.audit import AuditLog
 from kiosk.catalog import CatalogStore
 from kiosk.config import Config
 from kiosk.flow import ApplicantFlow, Purpose, Session, Step
@@ -32,6 +33,7 @@ from kiosk.ports import (
     SupportsDemoCards,
 )
 from kiosk.receipt import Receipt
+from kiosk.staff import StaffStore
 from kiosk.storage import Storage
 from sync.connect import Connection, NotEnrolled, connect
 from ui.bridge import Bridge
@@ -40,6 +42,8 @@ from ui.context import UiContext
 from ui.keyboard import OnScreenKeyboard
 from ui.keyboard import enabled as keyboard_enabled
 from ui.main_window import InputWatcher, MainWindow
+from ui.staff.desk import StaffDesk
+from ui.staff.mode import StaffDeps, StaffMode
 from ui.theme import apply_theme
 
 log = logging.getLogger(__name__)
@@ -67,10 +71,16 @@ class Kiosk:
     input_watcher: InputWatcher
     preview: CameraPreview
     connection: Connection
+    audit: AuditLog
+    staff_store: StaffStore
+    staff: StaffMode
 
     def close(self) -> None:
         """Stop devices and workers, release the window; the QApplication stays usable."""
         self.connection.close()
+        if self.devices.smart_card is not None:
+            self.devices.smart_card.stop()
+        self.staff.close()
         self.devices.id_reader.stop()
         self.preview.shutdown()
         self.worker.shutdown(wait=True, cancel_futures=True)
@@ -80,7 +90,24 @@ class Kiosk:
         self.window.close()
         self.window.deleteLater()
         self.devices.close()
+        self.staff_store.close()
+        self.audit.close()
         self.storage.close()
+
+
+def _quit_application(window: MainWindow, status: int) -> None:
+    """Leave through the lock-down's quit() when `kiosk run` installed one (it alone may close
+    the window), else plainly; `status` becomes the process's exit status."""
+    from ui.lockdown import Lockdown
+
+    app = QApplication.instance()
+    lockdown = window.findChild(Lockdown)
+    if lockdown is not None:
+        lockdown.quit()
+    elif app is not None:
+        app.quit()
+    if app is not None:
+        app.exit(status)
 
 
 def build_kiosk(config: Config, app: QApplication) -> Kiosk:
@@ -105,6 +132,14 @@ def build_kiosk(config: Config, app: QApplication) -> Kiosk:
         storage.close()
         raise
     platform = connection.platform
+    try:
+        audit = AuditLog(data_dir)
+        staff_store = StaffStore(data_dir, audit=audit, config=config.staff)
+    except BaseException:
+        devices.close()
+        connection.close()
+        storage.close()
+        raise
     intake = Intake(
         config,
         storage,
@@ -112,6 +147,7 @@ def build_kiosk(config: Config, app: QApplication) -> Kiosk:
         platform,
         connection.sealer,
         on_saved=lambda _id: connection.wake(),
+        audit=audit,
     )
     intake.seal_legacy()
     flow = ApplicantFlow(intake, default_lang="en" if config.session.language == "en" else "zh")
@@ -158,8 +194,13 @@ def build_kiosk(config: Config, app: QApplication) -> Kiosk:
             flow.card_placed()
         elif isinstance(event, CardRead):
             log.info("card read in %.0f ms", event.elapsed_ms)
-            if flow.session.purpose is Purpose.PROGRESS:
-                # Only this kiosk's own records are shown: no need to tell the platform.
+            if flow.step is not Step.IDENTIFY:
+                # Nobody is asked for a card (a card left on the reader after the technician's
+                # check, say): nothing to look up for it either.
+                log.info("card read outside the identify step ignored")
+            elif flow.session.purpose is Purpose.PROGRESS or flow.awaiting == "agent":
+                # Only this kiosk's own records are shown, or it is an agent's card: no need
+                # to ask the platform for anything.
                 flow.card_read(event.document, None)
             else:
                 look_up_licences(event)
@@ -254,6 +295,28 @@ def build_kiosk(config: Config, app: QApplication) -> Kiosk:
 
     flow.subscribe(on_flow_changed)
     bridge.receipt_ready.connect(on_receipt_ready)
+
+    desk = StaffDesk(storage, audit, on_requeued=lambda _id: connection.wake())
+    staff = StaffMode(
+        window,
+        StaffDeps(
+            config=config,
+            flow=flow,
+            store=staff_store,
+            desk=desk,
+            devices=devices,
+            worker=worker,
+            preview=preview,
+            app_bridge=bridge,
+            platform=platform,
+            catalog=lambda: catalogs.catalog,
+            start_reader=lambda: reader.start(bridge.on_reader_event),
+            quit=lambda status: _quit_application(window, status),
+        ),
+    )
+    if devices.smart_card is not None:
+        # Staff badges: PC/SC events come on pyscard's threads and are queued to the GUI.
+        devices.smart_card.start(staff.on_smart_card_event)
     connection.start()
     return Kiosk(
         config,
@@ -270,4 +333,7 @@ def build_kiosk(config: Config, app: QApplication) -> Kiosk:
         input_watcher,
         preview,
         connection,
+        audit,
+        staff_store,
+        staff,
     )

@@ -289,6 +289,26 @@ def _printer_probe(config: Config, options: Options, devices: Devices | None) ->
     return _Probe(names, run, 30.0 if options.test_page else 15.0)
 
 
+def print_test_page(config: Config, printer: object) -> Check:
+    """Print the test page on the running kiosk's printer (the technician screen's button)."""
+    from devices.printer.diag import test_page
+    from devices.printer.escpos_printer import EscposPrinter
+
+    if not isinstance(printer, EscposPrinter):
+        return Check("printer.test_page", False, "not an ESC/POS printer: no test page")
+    report, words = printer.check()
+    if not report.ready:
+        return Check("printer.test_page", False, f"not printed: {words}")
+    outcome = printer.print_job(test_page(printer.profile, config, dt.datetime.now()), "test page")
+    return Check(
+        "printer.test_page",
+        outcome.printed,
+        f"printed, {outcome.bytes_sent} bytes"
+        if outcome.printed
+        else f"not printed: {outcome.detail}",
+    )
+
+
 def _camera_probe(config: Config, devices: Devices | None) -> _Probe:
     def run(results: _Results) -> None:
         import cv2
@@ -794,6 +814,33 @@ def write_support_bundle(
         audit.append(actor, "support_bundle", {"members": len(members), "bytes": size})
     log.info("support bundle written: %s (%d bytes)", path, size)
     return BundleSummary(path, tuple(members), size)
+
+
+USB_ROOTS = (Path("/media"), Path("/run/media"))
+
+
+def usb_mounts(roots: Sequence[Path] = USB_ROOTS) -> list[Path]:
+    """Mounted removable drives (udisks mounts them at /media/<user>/<label> or
+    /run/media/<user>/<label>; some systems at /media/<label>), writable ones only."""
+    found: list[Path] = []
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for first in sorted(root.iterdir()):
+            candidates = [first]
+            if first.is_dir() and not os.path.ismount(first):
+                with contextlib.suppress(OSError):
+                    candidates = sorted(first.iterdir())
+            for path in candidates:
+                if path.is_dir() and os.path.ismount(path) and os.access(path, os.W_OK):
+                    found.append(path)
+    return found
+
+
+def bundle_file_name(config: Config, now: dt.datetime | None = None) -> str:
+    """`kiosk-support-<hall>-<kiosk>-<YYYYmmdd-HHMMSS>.zip`."""
+    now = now or dt.datetime.now()
+    return f"kiosk-support-{config.hall.code}-{config.hall.kiosk_code}-{now:%Y%m%d-%H%M%S}.zip"
 
 
 def _write_zip(path: Path, members: Mapping[str, str]) -> None:

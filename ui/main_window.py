@@ -70,10 +70,23 @@ class MainWindow(QMainWindow):
         root = QVBoxLayout(central)
         root.setContentsMargins(0, 0, 0, 0)
         root.setSpacing(0)
-        root.addWidget(self._top_bar())
+        # The applicant's pages, and staff mode's pages beside them (ui.staff): one at a time.
+        self.modes = QStackedWidget()
+        self.modes.setObjectName("modes")
+        root.addWidget(self.modes, 1)
+        self.applicant_page = QWidget()
+        self.applicant_page.setObjectName("applicant_page")
+        page = QVBoxLayout(self.applicant_page)
+        page.setContentsMargins(0, 0, 0, 0)
+        page.setSpacing(0)
+        page.addWidget(self._top_bar())
+        self.assist_slot = QVBoxLayout()
+        self.assist_slot.setContentsMargins(0, 0, 0, 0)
+        page.addLayout(self.assist_slot)
         self.stack = QStackedWidget()
-        root.addWidget(self.stack, 1)
-        root.addWidget(self._nav_bar())
+        page.addWidget(self.stack, 1)
+        page.addWidget(self._nav_bar())
+        self.modes.addWidget(self.applicant_page)
         if keyboard is not None:
             root.addWidget(keyboard)
         self.setCentralWidget(central)
@@ -241,6 +254,28 @@ class MainWindow(QMainWindow):
     def _on_page_captured(self, material_id: str, page: object) -> None:
         if isinstance(page, CapturedPage):
             self.flow.add_page(material_id, page)
+
+    # Staff mode's pages ----------------------------------------------------------------------
+
+    def add_page(self, page: QWidget) -> None:
+        """A full-window page beside the applicant's (staff mode)."""
+        self.modes.addWidget(page)
+
+    def show_page(self, page: QWidget) -> None:
+        if self.modes.currentWidget() is not page:
+            QGuiApplication.inputMethod().hide()
+            self.modes.setCurrentWidget(page)
+
+    def show_applicant(self) -> None:
+        self.show_page(self.applicant_page)
+
+    @property
+    def showing_applicant(self) -> bool:
+        return self.modes.currentWidget() is self.applicant_page
+
+    def add_bar(self, bar: QWidget) -> None:
+        """A strip between the top bar and the applicant's screens (the assisted-mode bar)."""
+        self.assist_slot.addWidget(bar)
 
     def refresh(self) -> None:
         """Re-render the current screen (after an asynchronous result such as a print)."""

@@ -163,7 +163,9 @@ class IdentifyScreen(Screen):
 
     def render(self, session: Session) -> None:
         lang = session.lang
-        set_text(self._title, w("identify_title", lang))
+        # An agent's application (代办) reads two cards: the applicant's, then the agent's.
+        agent_next = self.ctx.flow.awaiting == "agent"
+        set_text(self._title, w("identify_agent_title" if agent_next else "identify_title", lang))
         set_text(self._hint, w("identify_hint", lang))
         set_text(self._other, w("identify_other_documents", lang))
         notice = session.notice.render(lang) if session.notice else ""

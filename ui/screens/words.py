@@ -74,6 +74,9 @@ TEXT: dict[str, Text] = {
     ),
     # Identify
     "identify_title": Text("请将身份证放在读卡区", "Place your ID card on the reader"),
+    "identify_agent_title": Text(
+        "请将代办人的身份证放在读卡区", "Now place the agent's ID card on the reader"
+    ),
     "identify_hint": Text(
         "平放，不要移动，读取需要几秒钟", "Lay it flat and hold still: it takes a few seconds"
     ),
