@@ -43,6 +43,8 @@ __all__ = ["SIZES", "Aspect", "SimulatedCamera"]
 
 log = logging.getLogger(__name__)
 
+PREVIEW_FPS = 15.0  # what a USB document camera's preview stream gives at about 1280×960
+
 PREVIEW_SIZE = (1280, 960)  # live frames: enough to find a card, light enough to render live
 STILL_SIZE = (2592, 1944)  # a 5 MP still, the smallest sensor 高拍仪 ship with
 # Resolution of the straightened pages: paper at 150 dpi (what a 5 MP still of an A3-class
@@ -74,7 +76,10 @@ class SimulatedCamera:
         preview_size: tuple[int, int] = PREVIEW_SIZE,
         still_size: tuple[int, int] = STILL_SIZE,
         enhancement: scanning.Enhancement = "colour",
+        fps: float | None = PREVIEW_FPS,
     ) -> None:
+        """`fps`: preview frames come at most this often, as from a real camera (a live view
+        and `kiosk diag camera` then see a real frame rate); None: as fast as asked."""
         rng = np.random.default_rng(seed)
         self._scene_seed = int(rng.integers(0, 2**31))
         self._clock = clock
@@ -94,6 +99,9 @@ class SimulatedCamera:
         self._turns = 0
         self._turned_at = clock() - 60.0
         self._cached: tuple[tuple[object, ...], Frame] | None = None
+        self._frame_interval = 1.0 / fps if fps else 0.0
+        self._next_frame_at = 0.0
+        self._pace_lock = threading.Lock()
 
     # Faults and events ------------------------------------------------------------------------
 
@@ -179,6 +187,7 @@ class SimulatedCamera:
 
     def preview(self) -> PreviewFrame:
         """The next live frame (rendered on the caller's thread); raises CameraError."""
+        self._pace()
         with self._lock:
             self._check()
             now = self._clock()
@@ -190,6 +199,17 @@ class SimulatedCamera:
                 frame = render(scene, self._preview_size)
                 self._cached = (key, frame) if still else None
         return PreviewFrame(pixels=frame.image, timestamp=now)
+
+    def _pace(self) -> None:
+        """Wait for the next frame time, as a camera's stream would make the caller wait."""
+        if not self._frame_interval:
+            return
+        with self._pace_lock:
+            now = time.monotonic()
+            wait = self._next_frame_at - now
+            if wait > 0:
+                time.sleep(wait)
+            self._next_frame_at = max(now, self._next_frame_at) + self._frame_interval
 
     def capture(self, material_id: str, aspect: Aspect, label: str) -> CapturedPage:
         """One straightened page of `material_id`, through the real pipeline; CameraError."""
