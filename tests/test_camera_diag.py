@@ -30,7 +30,7 @@ def test_the_simulated_camera_shows_a_page_and_takes_a_still(
     )
     assert code == 0 and report["ok"] is True, report
     assert (report["width"], report["height"]) == (1280, 960)
-    assert 5.0 <= float(str(report["fps"])) <= 15.5  # paced like a real camera's stream
+    assert 5.0 <= float(str(report["fps"])) <= 17.0  # paced like a real stream (~15/s)
     assert report["blank"] is False and float(str(report["sharpness"])) > 50
     page = report["page"]
     assert isinstance(page, dict) and page["found"] is True and len(page["corners"]) == 4
