@@ -110,7 +110,9 @@ def test_live_camera_test_page_and_support_bundle(
 ) -> None:
     log_in_technician(kiosk, qtbot)
     screen = kiosk.staff.technician
-    qtbot.waitUntil(lambda: screen.camera.status_text() != "", timeout=10000)
+    # The simulator's page lies still and passes every check: the technician's words, not the
+    # applicant's "tap Scan another page".
+    qtbot.waitUntil(lambda: screen.camera.status_text() == s("tech_page_ok", "zh"), timeout=15000)
     assert kiosk.preview.running
     press(screen, "tech_test_page")
     qtbot.waitUntil(lambda: "测试页" in screen.message.text(), timeout=15000)

@@ -267,12 +267,15 @@ class CameraView(QWidget):
     def heightForWidth(self, width: int) -> int:
         return width * 3 // 4
 
-    def show_update(self, update: PreviewUpdate, lang: Lang, auto: bool = True) -> None:
+    def show_update(
+        self, update: PreviewUpdate, lang: Lang, auto: bool = True, text: str | None = None
+    ) -> None:
         """Show a new frame (cheap: stores it and schedules a paint); `auto` False when no
-        page is waiting to be taken by itself (no hold-still bar then)."""
+        page is waiting to be taken by itself (no hold-still bar then); `text` replaces the
+        applicant's words (the technician's screen)."""
         self._update = update
         self._auto = auto
-        self._text = update.message(lang, auto)
+        self._text = update.message(lang, auto) if text is None else text
         self.update()
 
     def show_starting(self, lang: Lang) -> None:

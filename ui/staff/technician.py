@@ -135,7 +135,11 @@ class TechnicianScreen(StaffPage):
 
     def show_frame(self, update: object) -> None:
         if isinstance(update, PreviewUpdate):
-            self.camera.show_update(update, self.lang, auto=False)
+            # A page that passes every check: the technician's words, not the applicant's
+            # "tap Scan another page" (there is nothing to take here).
+            passes = not update.lost and update.corners is not None and not update.issues
+            text = s("tech_page_ok", self.lang) if passes else None
+            self.camera.show_update(update, self.lang, auto=False, text=text)
         else:
             self.camera.clear()
 

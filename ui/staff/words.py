@@ -165,6 +165,7 @@ TEXT: dict[str, Text] = {
     "tech_done_ok": Text("检测完成：全部正常", "Done: everything passed"),
     "tech_failed": Text("检测没有完成：{reason}", "The checks did not finish: {reason}"),
     "tech_camera": Text("摄像头实时画面", "Live camera view"),
+    "tech_page_ok": Text("找到页面，各项检查通过", "Page found: every check passes"),
     "tech_test_page": Text("打印测试页", "Print a test page"),
     "tech_test_page_done": Text("测试页：{detail}", "Test page: {detail}"),
     "tech_bundle": Text("导出支持包到：", "Write the support bundle to:"),
