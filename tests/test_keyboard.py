@@ -25,6 +25,7 @@ w = kiosk.window
 w.resize(1080, 1920)
 w.show()
 w.activateWindow()
+kiosk.finish_start()  # `kiosk run` does this once the home screen is painted
 
 def settle(n=40):
     for _ in range(n):

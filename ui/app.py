@@ -75,6 +75,13 @@ class Kiosk:
     staff_store: StaffStore
     staff: StaffMode
 
+    def finish_start(self) -> None:
+        """What waits until the home screen is up: the on-screen keyboard (here, on the GUI
+        thread) and the camera (OpenCV, on a background thread)."""
+        if self.config.ui.virtual_keyboard and keyboard_enabled() and self.window.keyboard is None:
+            self.window.attach_keyboard(OnScreenKeyboard())
+        self.devices.camera.warm_up()
+
     def close(self) -> None:
         """Stop devices and workers, release the window; the QApplication stays usable."""
         self.connection.close()
@@ -184,8 +191,9 @@ def build_kiosk(config: Config, app: QApplication) -> Kiosk:
         demo_cards=demo_cards,
         tap_card=reader.tap if isinstance(reader, SupportsDemoCards) else None,
     )
-    keyboard = OnScreenKeyboard() if config.ui.virtual_keyboard and keyboard_enabled() else None
-    window = MainWindow(ctx, keyboard)
+    # The on-screen keyboard (Qt Quick, the pinyin engine) comes after the first screen is
+    # painted: Kiosk.finish_start(). No one types on the home screen.
+    window = MainWindow(ctx)
     input_watcher = InputWatcher(window)
     app.installEventFilter(input_watcher)
 

@@ -252,8 +252,8 @@ def _run_gui(config: Config, args: argparse.Namespace, fullscreen: bool) -> int:
         )
         return 2
     window = kiosk.window
-    # The camera (OpenCV) is built once the home screen is up: the applicant meets it later.
-    _log_first_paint(window, kiosk.devices.camera.warm_up)
+    # The keyboard (Qt Quick) and the camera (OpenCV) come once the home screen is up.
+    _log_first_paint(window, kiosk.finish_start)
     quit_app = app.quit
     if fullscreen:
         from ui.lockdown import Lockdown

@@ -67,7 +67,7 @@ class MainWindow(QMainWindow):
         self.flow = ctx.flow
         self.setWindowTitle(t("app_title", "zh"))
         central = QWidget()
-        root = QVBoxLayout(central)
+        root = self._root = QVBoxLayout(central)
         root.setContentsMargins(0, 0, 0, 0)
         root.setSpacing(0)
         # The applicant's pages, and staff mode's pages beside them (ui.staff): one at a time.
@@ -233,6 +233,15 @@ class MainWindow(QMainWindow):
         self.network.style().unpolish(self.network)
         self.network.style().polish(self.network)
         self.network.show()
+
+    def attach_keyboard(self, keyboard: OnScreenKeyboard) -> None:
+        """Dock the on-screen keyboard at the bottom (built after the first screen is up)."""
+        if self.keyboard is not None:
+            return
+        self.keyboard = keyboard
+        self._root.addWidget(keyboard)
+        keyboard.fit_width(self.width())
+        keyboard.set_language(self.flow.session.lang)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
