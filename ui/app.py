@@ -39,8 +39,7 @@ from sync.connect import Connection, NotEnrolled, connect
 from ui.bridge import Bridge
 from ui.camera_view import CameraPreview
 from ui.context import UiContext
-from ui.keyboard import OnScreenKeyboard
-from ui.keyboard import enabled as keyboard_enabled
+from ui.input_method import enabled as keyboard_enabled
 from ui.main_window import InputWatcher, MainWindow
 from ui.staff.desk import StaffDesk
 from ui.staff.mode import StaffDeps, StaffMode
@@ -79,6 +78,8 @@ class Kiosk:
         """What waits until the home screen is up: the on-screen keyboard (here, on the GUI
         thread) and the camera (OpenCV, on a background thread)."""
         if self.config.ui.virtual_keyboard and keyboard_enabled() and self.window.keyboard is None:
+            from ui.keyboard import OnScreenKeyboard  # Qt Quick: loaded now, not at start
+
             self.window.attach_keyboard(OnScreenKeyboard())
         self.devices.camera.warm_up()
 

@@ -227,7 +227,7 @@ def _run_gui(config: Config, args: argparse.Namespace, fullscreen: bool) -> int:
     from PySide6.QtCore import Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from ui import keyboard
+    from ui import input_method as keyboard
 
     if config.ui.virtual_keyboard and QApplication.instance() is None:
         keyboard.enable()  # must precede the QApplication

@@ -9,7 +9,6 @@ needs QT_IM_MODULE=qtvirtualkeyboard set before the QApplication exists (see ena
 from __future__ import annotations
 
 import logging
-import os
 from importlib import resources
 
 from PySide6.QtCore import SLOT, Qt, QUrl, Slot
@@ -17,23 +16,11 @@ from PySide6.QtQml import QQmlProperty
 from PySide6.QtQuickWidgets import QQuickWidget
 from PySide6.QtWidgets import QWidget
 
+from ui.input_method import IM_MODULE as IM_MODULE
+from ui.input_method import enable as enable
+from ui.input_method import enabled as enabled
+
 log = logging.getLogger(__name__)
-
-IM_MODULE = "qtvirtualkeyboard"
-
-
-def enable() -> None:
-    """Choose the virtual keyboard input method; call before creating the QApplication."""
-    os.environ["QT_IM_MODULE"] = IM_MODULE
-    # Our panel is embedded in the window; the desktop pop-up would be a second keyboard.
-    os.environ["QT_VIRTUALKEYBOARD_DESKTOP_DISABLE"] = "1"
-    if os.environ.get("QT_QPA_PLATFORM") == "offscreen" or not os.environ.get("DISPLAY"):
-        # No GPU on headless machines and many kiosk PCs: draw the panel in software.
-        os.environ.setdefault("QT_QUICK_BACKEND", "software")
-
-
-def enabled() -> bool:
-    return os.environ.get("QT_IM_MODULE") == IM_MODULE
 
 
 class OnScreenKeyboard(QQuickWidget):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QGuiApplication, QResizeEvent
@@ -27,7 +28,6 @@ from kiosk.idle import IdlePhase, IdleWatch
 from kiosk.ports import CapturedPage
 from ui.context import UiContext
 from ui.countdown import CountdownOverlay
-from ui.keyboard import OnScreenKeyboard
 from ui.screens.base import Screen
 from ui.screens.form import FormScreen
 from ui.screens.home import HomeScreen
@@ -38,6 +38,9 @@ from ui.screens.receipt import ReceiptScreen
 from ui.screens.review import ReviewScreen
 from ui.screens.thing import ThingScreen
 from ui.strings import t
+
+if TYPE_CHECKING:
+    from ui.keyboard import OnScreenKeyboard
 
 log = logging.getLogger(__name__)
 
