@@ -13,8 +13,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 from PySide6.QtCore import (
     QCoreApplication,
@@ -31,12 +31,12 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPaintEvent, QPen, QPolygonF
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from devices import scanning
-from devices.scanning import AutoCapture
-from devices.scanning import AutoState as AutoState  # re-exported for the screens
 from kiosk.i18n import Lang, Text
 from kiosk.ports import CameraError, CaptureIssue, DocumentCamera
 from ui.bridge import Bridge
+
+if TYPE_CHECKING:
+    from devices.scanning import AutoCapture, AutoState
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,8 @@ class PreviewUpdate:
     def message(self, lang: Lang, auto: bool = True) -> str:
         """What to tell the applicant about this frame; `auto` False: nothing is waiting to
         be taken by itself (every material has its pages)."""
+        from devices.scanning import AutoState
+
         if self.lost:
             return WORDS["lost"].get(lang)
         if self.state is AutoState.NO_PAGE:
@@ -96,10 +98,20 @@ class PreviewWorker(QObject):
     def __init__(self, camera: DocumentCamera, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self._camera = camera
-        self._auto = AutoCapture(clock=clock)
+        self._clock = clock
+        self._auto_capture: AutoCapture | None = None  # made with the first frame (OpenCV)
         self._auto_lock = threading.Lock()  # captured() comes from the GUI thread
         self._timer: QTimer | None = None
         self._running = False
+
+    def _auto(self) -> AutoCapture:
+        """The auto-capture state (held under _auto_lock); the scanning pipeline, and with it
+        OpenCV, is loaded here, on first use, rather than when the kiosk starts."""
+        if self._auto_capture is None:
+            from devices.scanning import AutoCapture
+
+            self._auto_capture = AutoCapture(clock=self._clock)
+        return self._auto_capture
 
     @Slot()
     def begin(self) -> None:
@@ -110,7 +122,7 @@ class PreviewWorker(QObject):
             self._timer.setSingleShot(True)
             self._timer.timeout.connect(self._tick)
         with self._auto_lock:
-            self._auto.reset()
+            self._auto().reset()
         self._running = True
         self._timer.start(0)
 
@@ -121,7 +133,7 @@ class PreviewWorker(QObject):
         if self._timer is not None:
             self._timer.stop()
         with self._auto_lock:
-            self._auto.reset()
+            self._auto().reset()
 
     @Slot()
     def dispose(self) -> None:
@@ -135,7 +147,7 @@ class PreviewWorker(QObject):
     def captured(self) -> None:
         """The page on the table is being captured: do not take it again (any thread)."""
         with self._auto_lock:
-            self._auto.captured()
+            self._auto().captured()
 
     @Slot()
     def _tick(self) -> None:
@@ -147,10 +159,12 @@ class PreviewWorker(QObject):
             delay = FRAME_INTERVAL_MS
         except CameraError:
             # The camera reports its own loss (CameraLost); here only the picture goes.
+            from devices.scanning import AutoState
+
             update = PreviewUpdate(None, None, (), AutoState.NO_PAGE, 0.0, lost=True)
             delay = LOST_INTERVAL_MS
             with self._auto_lock:
-                self._auto.reset()
+                self._auto().reset()
         except Exception:  # a bug in a frame must not stop the preview for good
             log.exception("preview frame failed")
             update, delay = None, LOST_INTERVAL_MS
@@ -161,12 +175,16 @@ class PreviewWorker(QObject):
             self._timer.start(max(5, round(delay - spent)))
 
     def _next_update(self) -> PreviewUpdate:
+        import cv2
+
+        from devices import scanning
+
         frame = self._camera.preview().pixels
         corners = scanning.detect_document(frame)
         quality = scanning.check_quality(frame, corners)
         height, width = frame.shape[:2]
         with self._auto_lock:
-            status = self._auto.update(corners, (width, height), quality.ok)
+            status = self._auto().update(corners, (width, height), quality.ok)
         scale = min(1.0, DISPLAY_WIDTH / width)
         shown = frame
         if scale < 1.0:
@@ -320,6 +338,8 @@ class CameraView(QWidget):
     def _paint_outline(
         self, painter: QPainter, update: PreviewUpdate, origin: QPointF, scale: float
     ) -> None:
+        from devices.scanning import AutoState
+
         assert update.corners is not None
         polygon = QPolygonF(
             [QPointF(origin.x() + x * scale, origin.y() + y * scale) for x, y in update.corners]

@@ -20,7 +20,7 @@ from kiosk.flow import Session, Step
 from kiosk.form import MaterialNeed
 from kiosk.i18n import Lang, Text
 from kiosk.ports import CapturedPage
-from ui.camera_view import AutoState, CameraView, PreviewUpdate
+from ui.camera_view import CameraView, PreviewUpdate
 from ui.context import UiContext
 from ui.screens.base import Screen
 from ui.screens.thing import form_words
@@ -426,6 +426,8 @@ class MaterialsScreen(Screen):
         to_scan = [n for n in self.ctx.flow.form.materials(session.answers) if n.to_scan]
         target = self._auto_target(to_scan, session)
         self._view.show_update(update, self._lang, auto=target is not None)
+        from devices.scanning import AutoState  # loaded with the preview, not at start
+
         if update.state is AutoState.READY and self._busy is None and target is not None:
             self._retake = None
             self._start_capture(target)
