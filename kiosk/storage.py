@@ -20,8 +20,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-import sqlite_utils
-
 from kiosk.application import (
     TRANSITIONS,
     Page,
@@ -36,6 +34,7 @@ from kiosk.crash import crashpoint
 from kiosk.durable import fsync_dir as _fsync_dir
 from kiosk.durable import make_dir as _make_dir
 from kiosk.ports import Sealer
+from kiosk.sqlite_utils_lean import sqlite_utils
 
 log = logging.getLogger(__name__)
 

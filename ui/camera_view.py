@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
 from PySide6.QtCore import (
     QCoreApplication,
     QObject,
@@ -36,6 +35,8 @@ from kiosk.ports import CameraError, CaptureIssue, DocumentCamera
 from ui.bridge import Bridge
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from devices.scanning import AutoCapture, AutoState
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,8 @@ class PreviewUpdate:
 
 def to_qimage(pixels: np.ndarray) -> QImage:
     """A QImage that owns a copy of a BGR uint8 frame (safe to hand to another thread)."""
+    import numpy as np
+
     frame = np.ascontiguousarray(pixels)
     height, width = frame.shape[:2]
     image = QImage(frame.data, width, height, frame.strides[0], QImage.Format.Format_BGR888)
