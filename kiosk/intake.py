@@ -135,12 +135,8 @@ class Intake:
         # Sealed before anything touches the disk: the kiosk keeps only what the platform can
         # open (docs/sync-protocol.md, Sealing) plus the masked summary above.
         app_id = new_application_id()
-        pages = [
-            (m.id, self.sealer.seal_page(app_id, page.jpeg))
-            for m in needs
-            if m.to_scan
-            for page in session.pages.get(m.id, [])
-        ]
+        scanned = [(m.id, page) for m in needs if m.to_scan for page in session.pages.get(m.id, [])]
+        pages = [(material, self.sealer.seal_page(app_id, page.jpeg)) for material, page in scanned]
         payload = {
             "application_id": app_id,
             "thing_id": session.thing.id,
@@ -154,8 +150,11 @@ class Intake:
                     "material_id": material,
                     "sha256": hashlib.sha256(data).hexdigest(),
                     "size": len(data),
+                    # A page taken by hand although a check failed says which (e.g. "glare"),
+                    # so the back office knows to look closer; [] when every check passed.
+                    "issues": [issue.code for issue in page.issues],
                 }
-                for material, data in pages
+                for (material, data), (_, page) in zip(pages, scanned, strict=True)
             ],
         }
         if assist is not None:

@@ -6,6 +6,7 @@ import datetime as dt
 import errno
 import gc
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,32 @@ def walk_to_review(flow: ApplicantFlow, thing_id: str, card: Any = CARD) -> None
             flow.add_page(need.id, page(n * 10 + k))
     flow.next()
     assert flow.step is Step.REVIEW, flow.session.notice
+
+
+def test_a_page_taken_by_hand_despite_a_check_tells_the_platform_which(env: Env) -> None:
+    """The applicant may take a page the checks did not like (manual capture); the sealed
+    payload says which check, so the back office knows to look closer."""
+    from kiosk.i18n import Text
+    from kiosk.ports import CaptureIssue
+
+    flow = env.flow
+    walk_to_review(flow, "newborn")
+    flow.back()
+    assert flow.step is Step.MATERIALS
+    need = flow.form.to_scan(flow.session.answers)[0]
+    glare = CaptureIssue("glare", Text("反光", "glare"))
+    flow.add_page(need.id, replace(page(99), issues=(glare,)))
+    flow.next()
+    flow.agree(True)
+    flow.next()
+    result = flow.session.result
+    assert result is not None
+    sealed = env.storage.sealed_payload(result.application_id)
+    payload = env.platform.open_payload(result.application_id, sealed)
+    issues = [(p["material_id"], p["issues"]) for p in payload["pages"]]
+    assert (need.id, ["glare"]) in issues
+    assert sum(1 for _, found in issues if found) == 1  # every other page passed its checks
+    flow.finish()
 
 
 @pytest.mark.parametrize(
