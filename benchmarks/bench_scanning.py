@@ -34,6 +34,9 @@ from devices.synthetic_docs import STILL_SIZE, random_scene, render  # noqa: E40
 TITLE = "Document scanning"
 STILLS = 10  # 3264×2448 stills for the capture pipeline
 QUICK_PAGES, QUICK_EMPTY = 100, 40
+# The machine is shared: each time is measured in several passes over the same frames, and the
+# rows give the median of the passes' medians with the spread between passes.
+PASSES = 3
 
 
 def _spread(times: list[float]) -> tuple[float, float]:
@@ -78,15 +81,22 @@ def _accuracy_rows(full: bool) -> list[Row]:
     ious = np.array([iou for _, _, iou in pages], dtype=float)
     phantoms = sum(1 for _, _, hit in empty if hit is not None)
     size = "×".join(str(v) for v in truth["size"])
-    median, p95 = _spread([ms for _, ms, _ in pages])
+    _, p95 = _spread([ms for _, ms, _ in pages])
+    walls = [statistics.median(ms for _, ms, _ in pages)]
+    cpus = [statistics.median(cpu[: len(pages)])]
+    for _ in range(PASSES - 1):
+        wall, cpu_pass = _detection_pass(frames_dir, [r for r, _, _ in pages])
+        walls.append(wall)
+        cpus.append(cpu_pass)
     rows: list[Row] = [
         (
             f"Detect the page in a {size} preview frame ({len(pages)} frames)",
-            median,
+            statistics.median(walls),
             p95,
             f"mean IoU {ious.mean():.4f} (target ≥ 0.98); {np.mean(ious < 0.9) * 100:.1f} % "
             f"under 0.90; missed {int(np.sum(ious == 0))}; median IoU {np.median(ious):.4f}; "
-            f"CPU time median {statistics.median(cpu[: len(pages)]):.1f} ms (target ≤ 10 ms)",
+            f"time: median of {PASSES} passes, their medians {min(walls):.1f}–{max(walls):.1f} ms"
+            f" (CPU time {min(cpus):.1f}–{max(cpus):.1f} ms; target ≤ 10 ms)",
         )
     ]
     median, p95 = _spread([ms for _, ms, _ in empty])
@@ -126,6 +136,18 @@ def _accuracy_rows(full: bool) -> list[Row]:
     return rows
 
 
+def _detection_pass(frames_dir: Path, records: list[dict[str, Any]]) -> tuple[float, float]:
+    """One more timing pass over the page frames: the median wall and CPU time, in ms."""
+    walls: list[float] = []
+    cpus: list[float] = []
+    for record in records:
+        image = cv2.imread(str(frames_dir / record["file"]), cv2.IMREAD_COLOR)
+        _, ms = _timed(lambda image=image: scanning.detect_document(image))
+        walls.append(ms)
+        cpus.append(_CPU_MS[-1])
+    return statistics.median(walls), statistics.median(cpus)
+
+
 def _stills(count: int) -> list[np.ndarray]:
     """A4 pages on the pad at 8 MP, cached (rendering one takes a few seconds)."""
     folder = HERE / "data" / "scan-stills"
@@ -153,6 +175,10 @@ def _still_rows(full: bool) -> list[Row]:
     cpu: list[float] = []
     sizes: list[int] = []
     found = 0
+    pass_medians: list[float] = []
+    for _ in range(PASSES - 1):
+        times = [_timed(lambda still=still: _capture(still))[1] for still in stills]
+        pass_medians.append(statistics.median(times))
     for still in stills:
         page, total = _timed(lambda still=still: _capture(still))
         totals.append(total)
@@ -169,15 +195,17 @@ def _still_rows(full: bool) -> list[Row]:
         stages["enhance"].append(ms)
         _, ms = _timed(lambda clean=clean: scanning.encode_jpeg(clean))
         stages["jpeg"].append(ms)
-    median, p95 = _spread(totals)
+    pass_medians.append(statistics.median(totals))
+    _, p95 = _spread(totals)
     w, h = STILL_SIZE
     rows: list[Row] = [
         (
             f"{w}×{h} still → corrected, enhanced, JPEG A4 page ({len(stills)} stills)",
-            median,
+            statistics.median(pass_medians),
             p95,
             f"2480×3508 at 300 dpi, colour; JPEG {statistics.mean(sizes) / 1e6:.2f} MB; "
-            f"page found on {found}/{len(stills)}; CPU time median "
+            f"page found on {found}/{len(stills)}; median of {PASSES} passes, their medians "
+            f"{min(pass_medians):.0f}–{max(pass_medians):.0f} ms; CPU time median "
             f"{statistics.median(cpu):.0f} ms; target median ≤ 250 ms",
         )
     ]

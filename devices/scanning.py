@@ -3,11 +3,13 @@
 Pure functions on numpy arrays (BGR, uint8), no Qt and no device: the simulated and the OpenCV
 camera both run exactly this code, and tests and benchmarks call it directly.
 
-Detection works in two passes. A coarse pass on a frame shrunk to about 400 px finds closed
-outlines in a colour edge map, fits a quadrilateral to each and keeps the largest one whose
-sides are backed by edges and separate two different surfaces (a printed guide line on the pad
-has the same colour on both sides). A fine pass then fits each side's straight line to the
-strongest edge across it in the full-resolution frame, ignoring points a finger or glare pulls
+Detection works in two passes. A coarse pass on a frame shrunk to about 400 px looks at the
+closed four-sided outlines of a colour edge map first (most pages lying free show as one); when
+none is clearly a page it searches the outlines that pairs of corners span. It keeps the
+largest outline whose sides are backed by edges and separate two different surfaces (a printed
+guide line on the pad has the same colour on both sides); glare that blows both sides out white
+counts neither way. A fine pass then fits each side's straight line to the edge across it in
+the full-resolution frame, to a fraction of a pixel, ignoring points a finger or glare pulls
 away, and intersects the lines for the corners.
 """
 
@@ -49,8 +51,15 @@ _MIN_RUN = 8  # pixels: shorter straight runs are text strokes and grain
 _MAX_CORNERS = 120
 _SNAP = 5.0  # pixels (coarse scale) between an inferred corner and a seen one
 _CAREFUL = 60  # outlines scored carefully per frame
-_RUNNERS_UP = 3  # outlines refined in turn when the best turns out curved at full size
+_RUNNERS_UP = 6  # outlines refined in turn when the best turns out curved at full size
 _SAME_SURFACE = 30.0  # grey levels: colours this close are the same paper or desk
+# Every channel this bright on both sides of an edge: blown out by glare, which hides an edge
+# without being evidence against one. At least MIN_SEEN of an outline must be seen.
+GLARE_LEVEL = 245
+MIN_SEEN = 0.5
+QUICK_EVIDENCE = 0.75  # contrast a closed outline needs to be taken without the full search
+_REACH = 3.0  # coarse pixels: how far across the coarse outline the fine pass looks
+_BELIEVABLE = 0.4  # evidence the refined outline must still have in the shrunk frame
 
 
 def order_corners(points: NDArray[np.floating]) -> Quad:
@@ -171,7 +180,8 @@ def _corners(
     p0, p1 = segments[:, :2], segments[:, 2:]
     length = np.linalg.norm(p1 - p0, axis=1)
     d = (p1 - p0) / length[:, None]
-    i, j = np.nonzero(np.triu(np.abs(d @ d.T) < math.cos(math.radians(55)), 1))
+    d32 = d.astype(np.float32)
+    i, j = np.nonzero(np.triu(np.abs(d32 @ d32.T) < math.cos(math.radians(55)), 1))
     empty = np.zeros((0, 2))
     if i.size == 0:
         return empty, empty, empty
@@ -247,6 +257,11 @@ def _quads_from_corners(
     inferred = np.stack([x1, corner_2, x3, corner_4], axis=1)
     plausible = _geometry_ok(inferred, width, height)
     inferred, x1, x3 = inferred[plausible], x1[plausible], x3[plausible]
+    if len(inferred) == 0:
+        return np.zeros((0, 4, 2))
+    # Many corner pairs describe the same outline: one copy each.
+    _, unique = np.unique(_row_keys(inferred / 2), return_index=True)
+    inferred, x1, x3 = inferred[unique], x1[unique], x3[unique]
     # Inferred corners land near seen ones when the outline is right but its sides bend or
     # its runs are short and aim poorly: offer the outline through the seen corners too.
     radius = np.maximum(_SNAP, 0.06 * np.linalg.norm(x3 - x1, axis=1))
@@ -261,8 +276,11 @@ def _snap(
     guess: NDArray[np.float64], seen: NDArray[np.float64], radius: NDArray[np.float64]
 ) -> NDArray[np.float64]:
     """Move inferred corners onto the nearest corner actually seen within `radius`."""
-    apart = guess[:, None, :] - seen[None, :, :]
-    distance = np.nan_to_num(apart[..., 0] ** 2 + apart[..., 1] ** 2, nan=np.inf)
+    g = guess.astype(np.float32)
+    s = seen.astype(np.float32)
+    dx = g[:, 0:1] - s[None, :, 0]
+    dy = g[:, 1:2] - s[None, :, 1]
+    distance = np.nan_to_num(dx * dx + dy * dy, nan=np.inf)
     nearest = np.argmin(distance, axis=1)
     close = distance[np.arange(len(guess)), nearest] < radius**2
     return np.where(close[:, None], seen[nearest], guess)
@@ -323,14 +341,22 @@ def _side_points(
     return points, normal
 
 
-def _rough_support(quads: NDArray[np.float64], near: Image) -> NDArray[np.float64]:
-    """Per quad and side, the share of points with an edge pixel close by (cheap, unoriented)."""
-    height, width = near.shape[:2]
-    points, _ = _side_points(quads, 12)
-    xs = np.clip(np.rint(points[..., 0]).astype(np.intp), 0, width - 1)
-    ys = np.clip(np.rint(points[..., 1]).astype(np.intp), 0, height - 1)
-    hits: NDArray[np.float64] = (near[ys, xs] > 0).mean(axis=2)
-    return hits
+def _rough_support(
+    quads: NDArray[np.float64], edges: Image, sizes: tuple[int, ...]
+) -> list[NDArray[np.float64]]:
+    """Per quad and side, the share of points with an edge pixel within each of `sizes`
+    (the width of the square looked in; cheap, unoriented)."""
+    height, width = edges.shape[:2]
+    end = np.roll(quads, -1, axis=1)
+    t = np.linspace(0.06, 0.94, 12)[None, None, :, None]
+    points = quads[:, :, None, :] + (end - quads)[:, :, None, :] * t
+    index = np.clip(np.rint(points[..., 1]).astype(np.intp), 0, height - 1) * width
+    index += np.clip(np.rint(points[..., 0]).astype(np.intp), 0, width - 1)
+    shares = []
+    for size in sizes:
+        near = cv2.dilate(edges, np.ones((size, size), np.uint8)).ravel()
+        shares.append((near[index] > 0).mean(axis=2))
+    return shares
 
 
 def _oriented_edge(
@@ -359,8 +385,19 @@ def _oriented_edge(
     return best
 
 
+def _seen_share(hits: NDArray[np.bool_], blown: NDArray[np.bool_]) -> NDArray[np.float64]:
+    """Per quad and side, the share of `hits` among the points glare leaves visible.
+
+    A side mostly under glare counts as a side a hand hides: just good enough on its own.
+    """
+    seen = (~blown).sum(axis=2)
+    shares = (hits & ~blown).sum(axis=2) / np.maximum(seen, 1)
+    result: NDArray[np.float64] = np.where(seen >= 4, shares, MIN_SUPPORT)
+    return result
+
+
 def _side_support(
-    quads: NDArray[np.float64], gx: Image, gy: Image, step: float
+    quads: NDArray[np.float64], gx: Image, gy: Image, step: float, blown: NDArray[np.bool_]
 ) -> NDArray[np.float64]:
     """Per quad and side, the share of points with an edge running along that side."""
     points, normal = _side_points(quads, 16)
@@ -370,8 +407,7 @@ def _side_support(
     band = np.maximum(2.0, 0.02 * length)
     offsets = (-1.5, -0.75, 0.0, 0.75, 1.5)
     strength = _oriented_edge(points, normal, gx, gy, offsets, band)
-    hits: NDArray[np.float64] = (strength > step).mean(axis=2)
-    return hits
+    return _seen_share(strength > step, blown)
 
 
 @dataclass(frozen=True)
@@ -382,6 +418,7 @@ class _Candidates:
     support: NDArray[np.float64]  # (Q, 4) edge support per side
     contrast: NDArray[np.float64]  # (Q, 4) consistent contrast per side
     open_corners: NDArray[np.int64]  # (Q,) corners where a side's edge runs on past them
+    seen: NDArray[np.float64]  # (Q,) share of the outline not blown out by glare
 
     def acceptable(self) -> NDArray[np.bool_]:
         # A hand may hide much of one side, not of two.
@@ -390,7 +427,7 @@ class _Candidates:
         ok = (support[:, 0] >= MIN_SUPPORT) & (support[:, 1] >= 0.6)
         ok &= (contrast[:, 0] >= MIN_SUPPORT) & (contrast[:, 1] >= 0.6)
         ok &= self.support.mean(axis=1) >= 0.8
-        ok &= self.open_corners <= 1
+        ok &= (self.open_corners <= 1) & (self.seen >= MIN_SEEN)
         return ok
 
     def evidence(self) -> NDArray[np.float64]:
@@ -404,11 +441,10 @@ class _Candidates:
 
 
 def _candidates(
-    small: Image, smooth: Image, low: int, high: int, step: float, least: float
+    small: Image, smooth: Image, edges: Image, step: float, least: float
 ) -> _Candidates | None:
     """Page outlines in the shrunk frame, measured; None when nothing looks like one."""
     height, width = small.shape[:2]
-    edges = cv2.Canny(smooth, low, high)
     segments = _segments(edges)
     if len(segments) < 2:
         return None
@@ -425,14 +461,15 @@ def _candidates(
     _, unique = np.unique(_row_keys(quads / 2), return_index=True)
     quads = quads[unique]
     # A cheap look at every outline, then a careful one at the most promising few.
-    loose = _rough_support(quads, cv2.dilate(edges, np.ones((7, 7), np.uint8)))
+    # Where glare blows everything out, an edge may be there unseen.
+    glare = cv2.inRange(smooth, (GLARE_LEVEL,) * 3, (255,) * 3)
+    loose, tight = _rough_support(quads, cv2.bitwise_or(edges, glare), (7, 3))
     ok = (loose.min(axis=1) >= MIN_SUPPORT - 0.1) & (loose.mean(axis=1) >= 0.7)
     if not ok.any():
         return None
-    quads, loose = quads[ok], loose[ok]
+    quads, loose, tight = quads[ok], loose[ok], tight[ok]
     # The most promising by a loose look (bent sides count) and by a tight one (so a
     # slightly-too-big outline through a guide mark or a shadow cannot crowd out the exact one).
-    tight = _rough_support(quads, cv2.dilate(edges, np.ones((3, 3), np.uint8)))
     area = _areas(quads)
     by_loose = np.argsort(-area * loose.mean(axis=1) ** 2)[: _CAREFUL // 3]
     by_tight = np.argsort(-area * tight.mean(axis=1) ** 2)[: _CAREFUL // 3]
@@ -440,25 +477,78 @@ def _candidates(
     # through desk clutter.
     by_outline = np.lexsort((-area, -np.round(tight.min(axis=1) + tight.mean(axis=1), 2)))
     chosen = np.union1d(np.union1d(by_loose, by_tight), by_outline[: _CAREFUL // 3])
-    quads = quads[chosen]
+    return _measure(quads[chosen], smooth, step, least)
+
+
+def _measure(quads: NDArray[np.float64], smooth: Image, step: float, least: float) -> _Candidates:
+    """The careful measures of each outline: edge support and contrast per side."""
     gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3)
     if gx.ndim == 2:
         gx, gy = gx[:, :, None], gy[:, :, None]
-    contrast, open_corners = _side_contrast(quads, smooth, least)
-    return _Candidates(quads, _side_support(quads, gx, gy, step), contrast, open_corners)
+    contrast, open_corners, blown = _side_contrast(quads, smooth, least)
+    support = _side_support(quads, gx, gy, step, blown)
+    return _Candidates(quads, support, contrast, open_corners, 1.0 - blown.mean(axis=(1, 2)))
 
 
-def _coarse(small: Image) -> list[NDArray[np.float64]]:
+def _closed_outlines(edges: Image) -> NDArray[np.float64]:
+    """Four-sided closed edge chains (the classical method): most pages show as one."""
+    height, width = edges.shape[:2]
+    # Thickened by a pixel: a chain broken where it turns or meets a finger still closes.
+    thick = cv2.dilate(edges, np.ones((2, 2), np.uint8))
+    contours, _ = cv2.findContours(thick, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    least = MIN_AREA * width * height
+    quads = []
+    for contour in contours:
+        if len(contour) < 4 or cv2.contourArea(contour) < least:
+            continue
+        # The hull: fingers over an edge make a dent in the outline, not a corner.
+        hull = cv2.convexHull(contour)
+        polygon = cv2.approxPolyDP(hull, 0.02 * cv2.arcLength(hull, True), True)
+        if len(polygon) == 4:
+            quads.append(polygon.reshape(4, 2))
+    if not quads:
+        return np.zeros((0, 4, 2))
+    found = np.array(quads, np.float64)
+    # Clockwise on screen, as the checks want them (the first corner does not matter).
+    x, y = found[..., 0], found[..., 1]
+    twice = np.sum(x * np.roll(y, -1, axis=1) - np.roll(x, -1, axis=1) * y, axis=1)
+    found[twice < 0] = found[twice < 0][:, ::-1]
+    return found[_geometry_ok(found, width, height)]
+
+
+def _quick(smooth: Image, edges: Image) -> NDArray[np.float64] | None:
+    """The page when it shows as a clear closed outline, else None (the full search runs).
+
+    Most pages lying free show as one: then the corner search is not needed. The biggest
+    closed outline with clear contrast all round and no open corner is the page.
+    """
+    quads = _closed_outlines(edges)
+    if len(quads) == 0:
+        return None
+    # The sides are edge chains already, and must run straight at full size (see _place):
+    # only the contrast across them is left to check.
+    contrast, open_corners, blown = _side_contrast(quads, smooth, _PASSES[0][3])
+    seen = 1.0 - blown.mean(axis=(1, 2))
+    found = _Candidates(quads, np.ones_like(contrast), contrast, open_corners, seen)
+    sure = found.acceptable() & (found.evidence() >= QUICK_EVIDENCE) & (found.open_corners == 0)
+    if not sure.any():
+        return None
+    score = np.where(sure, _areas(quads) * found.evidence(), -1.0)
+    best: NDArray[np.float64] = quads[int(np.argmax(score))]
+    return best
+
+
+def _coarse(small: Image, smooth: Image, first_edges: Image) -> list[NDArray[np.float64]]:
     """The most believable page outlines in the shrunk frame, best first (maybe none).
 
     The fainter pass is also looked at when the clear one's best is doubtful: on a white desk
     a page's own edge can be fainter than a line printed on it.
     """
-    smooth = cv2.GaussianBlur(small, (5, 5), 0)
     ranked: list[tuple[float, NDArray[np.float64]]] = []
-    for low, high, step, least in _PASSES:
-        found = _candidates(small, smooth, low, high, step, least)
+    for index, (low, high, step, least) in enumerate(_PASSES):
+        edges = first_edges if index == 0 else cv2.Canny(smooth, low, high)
+        found = _candidates(small, smooth, edges, step, least)
         if found is None:
             continue
         score = found.score()
@@ -487,7 +577,7 @@ def _across(
 
 def _side_contrast(
     quads: NDArray[np.float64], smooth: Image, least: float
-) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.bool_]]:
     """Per side, the share of points where inside and outside differ the way they typically
     do along that side; and per quad, how many corners the page runs on past.
 
@@ -500,7 +590,8 @@ def _side_contrast(
     points, normal = _side_points(quads, 16)
     inside, outside = _across(points, normal, smooth)  # (Q, 4, samples, channels)
     difference = inside - outside
-    typical = np.median(difference, axis=2, keepdims=True)
+    middle = difference.shape[2] // 2
+    typical = np.partition(difference, middle, axis=2)[:, :, middle : middle + 1]
     typical /= np.linalg.norm(typical, axis=-1, keepdims=True) + 1e-6
     along_typical = np.sum(difference * typical, axis=-1)
     # Further out too: a thick line (a cable, a pen, a strip of shadow) has the inside's own
@@ -508,8 +599,10 @@ def _side_contrast(
     _, beyond_line = _across(points, normal, smooth, 9.0)
     further = np.sum((inside - beyond_line) * typical, axis=-1)
     parted = (along_typical >= least) & (further >= least / 2)
-    shares: NDArray[np.float64] = parted.mean(axis=2)
-    surface = np.median(inside, axis=2, keepdims=True)
+    # Glare blows both sides out white: no edge to see there, which is no evidence either way.
+    blown = (inside.min(axis=-1) >= GLARE_LEVEL) & (outside.min(axis=-1) >= GLARE_LEVEL)
+    shares = _seen_share(parted, blown)
+    surface = np.partition(inside, middle, axis=2)[:, :, middle : middle + 1]
     end = np.roll(quads, -1, axis=1)
     tangent = end - quads
     tangent /= np.linalg.norm(tangent, axis=2, keepdims=True) + 1e-9
@@ -526,7 +619,7 @@ def _side_contrast(
     # Corner c ends side c-1 and starts side c.
     open_at = np.roll(runs_on[0], 1, axis=1) | runs_on[1]
     counts: NDArray[np.int64] = open_at.sum(axis=1)
-    return shares, counts
+    return shares, counts, blown
 
 
 # Fine pass ------------------------------------------------------------------------------------
@@ -558,10 +651,11 @@ def _fit_lines(
             offset[..., 0] * direction[:, None, 1] - offset[..., 1] * direction[:, None, 0]
         )
         if round_ == 0:
-            spread = np.where(use, residual, np.nan)
-            with np.errstate(all="ignore"):
-                scale = 1.4826 * np.nanmedian(np.where(enough[:, None], spread, 0.0), axis=1)
-            limit = np.maximum(2.5 * np.nan_to_num(scale), 1.5)[:, None]
+            # Median residual of the points in use (unused ones sort last).
+            spread = np.sort(np.where(use, residual, np.inf), axis=1)
+            middle = np.maximum(count.astype(np.intp) - 1, 0) // 2
+            scale = 1.4826 * np.where(enough, spread[np.arange(len(points)), middle], 0.0)
+            limit = np.maximum(2.5 * scale, 1.5)[:, None]
         else:
             limit = np.full((len(points), 1), 1.5)
         kept = trusted & (residual < limit)
@@ -609,8 +703,25 @@ def _edge_points(
     denom = left - 2 * best + right
     shift = np.divide(0.5 * (left - right), denom, out=np.zeros_like(denom), where=denom < -1e-6)
     offset = offsets[centre][peak] + np.clip(shift, -0.5, 0.5)
+    # Better still where the step stands clear: where the colour is halfway between the two
+    # surfaces (the middle of a blurred step), measured as the area under the step over the
+    # five pixels round the peak. A shadow or a fall-off of light beside the edge does not pull
+    # it, as it pulls the strongest difference.
+    k = peak + width
+    index = np.clip(k[..., None] + np.arange(-4, 5), 0, len(offsets) - 1)
+    window = np.take_along_axis(profile, index[..., None], axis=2)  # (4, samples, 9, ch)
+    near_side = window[:, :, 0:2].mean(axis=2)
+    far_side = window[:, :, 7:9].mean(axis=2)
+    step = far_side - near_side
+    size = (step * step).sum(axis=-1)
+    share = ((far_side[:, :, None] - window[:, :, 2:7]) * step[:, :, None]).sum(axis=-1)
+    share = np.clip(share / np.maximum(size, 1e-6)[..., None], 0.0, 1.0).sum(axis=-1)
+    halfway = offsets[k] - 2.5 + share
+    usable = (size > 100.0) & (np.abs(halfway - offset) < 1.5)
+    offset = np.where(usable, halfway, offset)
     found = points + normal[:, None, :] * offset[..., None]
-    floor = np.maximum(8.0, 0.2 * np.median(best, axis=1, keepdims=True))
+    middle = best.shape[1] // 2
+    floor = np.maximum(8.0, 0.2 * np.partition(best, middle, axis=1)[:, middle : middle + 1])
     return found, best >= floor, t
 
 
@@ -688,22 +799,61 @@ def detect_document(image: NDArray[np.uint8]) -> Quad | None:
     small = _shrink(frame, WORK_WIDTH)
     fx, fy = width / small.shape[1], height / small.shape[0]
     scale = max(fx, fy)
-    for coarse in _coarse(small):
-        quad = (coarse + 0.5) * np.array([fx, fy]) - 0.5
-        for reach in (4.0 * scale, 2.0 * scale, 1.0 * scale):
-            refined = _refine(frame, quad, max(3.0, reach))
-            if refined is None:
-                break
-            quad = refined
-        # Curved all round is the space between crossing cables, not a page: try the next.
-        # (Two straight sides are enough: a hand or a crease may bend the other two.)
-        found, trusted, _ = _edge_points(frame, quad, 3.0 * scale, 40)
-        if _straight_sides(found, trusted, quad) < 2:
-            continue
-        quad[:, 0] = np.clip(quad[:, 0], 0, width - 1)
-        quad[:, 1] = np.clip(quad[:, 1], 0, height - 1)
-        return order_corners(quad)
+    smooth = cv2.GaussianBlur(small, (5, 5), 0)
+    edges = cv2.Canny(smooth, _PASSES[0][0], _PASSES[0][1])
+    quick = _quick(smooth, edges)
+    if quick is not None:
+        # Straight all round, to be taken at once: a closed outline may also be part of a
+        # page, such as the dark half of a bank card up to its printed wave.
+        found = _place(frame, quick, fx, fy, scale, straight=4)
+        if found is not None:
+            return found
+    tries = _coarse(small, smooth, edges)
+    if quick is not None:
+        # Nothing else: the closed outline after all, with a side bent by a finger or a crease.
+        tries.append(quick)
+    for coarse in tries:
+        # Two straight sides are enough here: a hand or a crease may bend the other two. And
+        # refined, a page's outline is still one; the space between pens and cables is often
+        # pulled onto something that is not.
+        found = _place(frame, coarse, fx, fy, scale)
+        if found is not None and _still_believable(found, smooth, fx, fy):
+            return found
     return None
+
+
+def _still_believable(found: Quad, smooth: Image, fx: float, fy: float) -> bool:
+    """Whether the refined outline, back in the shrunk frame, is still backed by edges and
+    contrast (measured as the fainter pass measures)."""
+    quad = (found.astype(np.float64) + 0.5) / np.array([fx, fy]) - 0.5
+    _, _, step, least = _PASSES[-1]
+    measured = _measure(quad[None], smooth, step, least)
+    return bool(measured.evidence()[0] >= _BELIEVABLE)
+
+
+def _place(
+    frame: Image,
+    coarse: NDArray[np.float64],
+    fx: float,
+    fy: float,
+    scale: float,
+    straight: int = 2,
+) -> Quad | None:
+    """The coarse outline put onto the full-size edges, in one pass; None when fewer than
+    `straight` of its sides run straight from corner to corner."""
+    height, width = frame.shape[:2]
+    quad = (coarse + 0.5) * np.array([fx, fy]) - 0.5
+    reach = max(3.0, _REACH * scale)
+    found, trusted, t = _edge_points(frame, quad, reach, 40)
+    refined = _corners_from_edges(found, trusted, t, quad, reach)
+    if refined is not None:
+        quad = refined
+    # Curved all round is the space between crossing cables, not a page.
+    if _straight_sides(found, trusted, quad) < straight:
+        return None
+    quad[:, 0] = np.clip(quad[:, 0], 0, width - 1)
+    quad[:, 1] = np.clip(quad[:, 1], 0, height - 1)
+    return order_corners(quad)
 
 
 # Straightening --------------------------------------------------------------------------------
@@ -778,9 +928,8 @@ def remove_shadows(page: Image) -> Image:
     copy: strokes are thinner than the filter) and smoothed (a median: tables and seals too).
     """
     height, width = page.shape[:2]
-    small = cv2.resize(
-        page, (max(8, width // 8), max(8, height // 8)), interpolation=cv2.INTER_AREA
-    )
+    # An eighth of the size, by halving (OpenCV's fast path: a third of the time in one step).
+    small = _shrink(page, max(8, width // 8))
     paper = cv2.dilate(small, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
     paper = cv2.medianBlur(paper, 7)
     paper = cv2.resize(paper, (width, height), interpolation=cv2.INTER_LINEAR)

@@ -83,6 +83,33 @@ def test_a_folded_page_and_a_finger_on_an_edge() -> None:
     assert random_scene(31, "a4_text", "pad").hand is not None
 
 
+@pytest.mark.parametrize(
+    ("seed", "document", "glare_at"),
+    [(7, "id_card", (0.1, 0.2)), (3, "bank_card", (0.9, 0.5))],
+)
+def test_a_card_is_found_when_glare_washes_out_part_of_its_edge(
+    seed: int, document: DocumentKind, glare_at: tuple[float, float]
+) -> None:
+    # A lamp reflected in the lamination: card and desk both blown out white over a corner
+    # or a short side, so that part of the edge cannot be seen at all.
+    scene = dataclasses.replace(clean(seed, document, "plain"), glare=1.0, glare_at=glare_at)
+    frame = frame_of(scene)
+    found = scanning.detect_document(frame.image)
+    assert found is not None and scanning.quad_iou(found, corners_of(frame)) >= 0.95
+
+
+@pytest.mark.parametrize("background", ["pad", "wood"])
+@pytest.mark.parametrize("document", ["a4_text", "id_card", "hukou", "bank_card"])
+def test_corners_are_placed_to_within_a_pixel(
+    background: BackgroundKind, document: DocumentKind
+) -> None:
+    # The straightened page is cut exactly at its edge: no desk along a side, no print lost.
+    frame = frame_of(clean(11, document, background))
+    found = scanning.detect_document(frame.image)
+    assert found is not None
+    assert np.abs(found - corners_of(frame)).max() < 1.0
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_no_page_is_found_on_a_table_with_none(seed: int) -> None:
     background = BACKGROUNDS[seed % len(BACKGROUNDS)]
