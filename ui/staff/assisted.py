@@ -27,7 +27,7 @@ from kiosk.flow import (
 from kiosk.i18n import Lang
 from kiosk.identity import IdNumberError, validate_id_number
 from ui.screens.words import ReflowGrid, label, set_text
-from ui.staff.common import StaffPage, big_button
+from ui.staff.common import StaffPage, back_and_ok_row, big_button
 from ui.staff.words import s
 
 
@@ -161,13 +161,9 @@ class ManualIdentityScreen(StaffPage):
         self.hint = label(role="muted", name="manual_hint")
         self.body.addWidget(self.hint)
         self.body.addStretch(1)
-        row = QHBoxLayout()
-        self.back_button = big_button("manual_back")
-        self.back_button.clicked.connect(self._on_back)
-        self.ok = big_button("manual_ok", primary=True)
-        self.ok.clicked.connect(self._on_ok)
-        row.addWidget(self.back_button)
-        row.addWidget(self.ok)
+        row, self.back_button, self.ok = back_and_ok_row(
+            "manual_back", "manual_ok", self._on_back, self._on_ok
+        )
         self.outer.addLayout(row)
 
     def start(self, who: Who) -> None:

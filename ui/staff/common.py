@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
@@ -19,6 +21,20 @@ def big_button(name: str, height: int = BUTTON_HEIGHT, *, primary: bool = False)
     if primary:
         button.setProperty("primary", "true")
     return button
+
+
+def back_and_ok_row(
+    back: str, ok: str, on_back: Callable[[], object], on_ok: Callable[[], object]
+) -> tuple[QHBoxLayout, QPushButton, QPushButton]:
+    """The foot of a form: a plain 'back' button and a primary 'ok' beside it."""
+    row = QHBoxLayout()
+    back_button = big_button(back)
+    back_button.clicked.connect(on_back)
+    ok_button = big_button(ok, primary=True)
+    ok_button.clicked.connect(on_ok)
+    row.addWidget(back_button)
+    row.addWidget(ok_button)
+    return row, back_button, ok_button
 
 
 class StaffPage(QWidget):

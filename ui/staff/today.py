@@ -18,7 +18,7 @@ from kiosk.application import Status
 from kiosk.catalog import Catalog
 from kiosk.i18n import Lang
 from ui.screens.words import ReflowGrid, card, empty_layout, label, scroll_page, set_text
-from ui.staff.common import StaffPage, big_button
+from ui.staff.common import StaffPage, back_and_ok_row, big_button
 from ui.staff.desk import (
     REQUEUE_REASONS,
     SET_ASIDE_REASONS,
@@ -59,13 +59,9 @@ class ReasonPanel(QWidget):
         box.addWidget(self.other)
         self.error = label(role="error", name="reason_error")
         box.addWidget(self.error)
-        row = QHBoxLayout()
-        self.cancel = big_button("reason_cancel")
-        self.cancel.clicked.connect(self.close_panel)
-        self.ok = big_button("reason_confirm", primary=True)
-        self.ok.clicked.connect(self._on_ok)
-        row.addWidget(self.cancel)
-        row.addWidget(self.ok)
+        row, self.cancel, self.ok = back_and_ok_row(
+            "reason_cancel", "reason_confirm", self.close_panel, self._on_ok
+        )
         box.addLayout(row)
         self.group = QButtonGroup(self)
         self.buttons: dict[str, QPushButton] = {}
