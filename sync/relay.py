@@ -331,7 +331,12 @@ class Relay:
             if not items:
                 return
             if parallel > 1 and result.uploaded:
-                if not self._deliver_parallel(items, seen, result, parallel):
+
+                def more() -> list[OutboxItem]:
+                    fresh = self.storage.outbox(now, limit=len(seen) + _OUTBOX_BATCH)
+                    return [i for i in fresh if i.id not in seen]
+
+                if not self._deliver_parallel(items, seen, result, parallel, more):
                     return
                 continue
             if parallel > 1:
@@ -363,20 +368,34 @@ class Relay:
         return True
 
     def _deliver_parallel(
-        self, items: list[OutboxItem], seen: set[str], result: PassResult, parallel: int
+        self,
+        items: list[OutboxItem],
+        seen: set[str],
+        result: PassResult,
+        parallel: int,
+        more: Callable[[], list[OutboxItem]],
     ) -> bool:
-        """Deliver `items` with up to `parallel` in flight; False when the pass must stop.
+        """Deliver `items`, then what `more` finds, with up to `parallel` in flight; False
+        when the pass must stop.
 
         Each application is independent (its own id, blobs and receipt), so delivering two at
         once changes nothing about exactly-once; a Retry-After or an open breaker stops new
-        ones from starting, and the ones in flight finish or fail as they would alone."""
+        ones from starting, and the ones in flight finish or fail as they would alone. The
+        queue is topped up from the outbox as slots free, so a long backlog never waits for
+        the last of a batch (one try per application per pass still: `seen`)."""
         queue = list(items)
         stop: BaseException | None = None
         go_on = True
         with ThreadPoolExecutor(parallel, thread_name_prefix="relay-upload") as pool:
             running: set[Future[str]] = set()
             while queue or running:
-                while queue and go_on and stop is None and len(running) < parallel:
+                while (
+                    go_on and stop is None and not self._stop.is_set() and len(running) < parallel
+                ):
+                    if not queue:
+                        queue = more()
+                        if not queue:
+                            break
                     item = queue.pop(0)
                     seen.add(item.id)
                     running.add(pool.submit(self._deliver, item))
